@@ -1,0 +1,60 @@
+"""Next-step prediction losses of the world model, per modality kind."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from genworld.models.world_model import WorldModel
+
+
+def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
+    """Cross-entropy of per-channel FSQ logits (..., sum(levels)) against indices (..., C)."""
+    total = logits.new_zeros(())
+    off = 0
+    for c, lv in enumerate(levels):
+        total = total + F.cross_entropy(logits[..., off: off + lv].reshape(-1, lv), idx[..., c].reshape(-1))
+        off += lv
+    return total / len(levels)
+
+
+def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Predictions at steps 0..T-2 against tokens at 1..T-1; reward/done at every step."""
+    w = model.cfg.loss_weights
+    total = torch.zeros(())
+    logs: dict[str, float] = {}
+    B, T = tokens[model.action.key].shape[:2]
+    for m in model.videos + model.audios:
+        tok = (model.image_tok if m.kind == "video" else model.audio_tok)[m.key.replace(".", "__")]
+        idx = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)[:, 1:]
+        loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels)
+        total = total + w.get(m.kind, 1.0) * loss
+        logs[f"{m.key}/ce"] = loss.item()
+    for m in model.touches:
+        out = pred[m.key][:, :-1]  # (B, T-1, 1, 2n)
+        n = out.shape[-1] // 2
+        target = tokens[m.key][:, 1:]  # (B, T-1, n) scaled
+        raw_thr = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")
+        contact = (target > raw_thr).float()
+        value, logit = out[..., 0, :n], out[..., 0, n:]
+        loss = F.mse_loss(value, target) + F.binary_cross_entropy_with_logits(logit, contact)
+        total = total + w.get("touch", 1.0) * loss
+        logs[f"{m.key}/loss"] = loss.item()
+    for m in model.proprios:
+        loss = F.mse_loss(pred[m.key][:, :-1, 0], tokens[m.key][:, 1:])
+        total = total + w.get("proprio", 1.0) * loss
+        logs[f"{m.key}/mse"] = loss.item()
+    if model.reward_key and model.reward_key in tokens:
+        loss = F.mse_loss(pred[model.reward_key], tokens[model.reward_key])
+        total = total + w.get("reward", 1.0) * loss
+        logs["reward/mse"] = loss.item()
+    if model.done_key and model.done_key in tokens:
+        loss = F.binary_cross_entropy_with_logits(pred[model.done_key], tokens[model.done_key])
+        total = total + w.get("done", 1.0) * loss
+        logs["done/bce"] = loss.item()
+    logs["loss"] = total.item()
+    return total, logs

@@ -1,0 +1,77 @@
+"""Turning one step's predictions into tokens (sampling) and tokens into raw observations (decoding)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from genworld.models.world_model import WorldModel
+
+
+def sample_codes(logits: torch.Tensor, levels: tuple[int, ...], temperature: float, top_k: int,
+                 gen: torch.Generator | None) -> torch.Tensor:
+    """Per-channel FSQ logits (..., sum(levels)) -> indices (..., C); temperature 0 is argmax."""
+    out = []
+    off = 0
+    for lv in levels:
+        lg = logits[..., off: off + lv]
+        off += lv
+        if temperature <= 0:
+            out.append(lg.argmax(-1))
+            continue
+        lg = lg / temperature
+        if 0 < top_k < lv:
+            kth = lg.topk(top_k, dim=-1).values[..., -1:]
+            lg = lg.masked_fill(lg < kth, float("-inf"))
+        p = lg.softmax(-1).reshape(-1, lv)
+        out.append(torch.multinomial(p, 1, generator=gen).view(lg.shape[:-1]))
+    return torch.stack(out, dim=-1)
+
+
+@torch.no_grad()
+def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: float = 0.0, top_k: int = 0,
+                gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Predictions of one step {key: (B, n, ...)} -> next-step tokens {key: (B, 1, ...)} (+ reward/done)."""
+    tokens: dict[str, torch.Tensor] = {}
+    for m in model.videos:
+        tok = model.image_tok[m.key.replace(".", "__")]
+        idx = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)  # (B, h*w, C)
+        tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
+    for m in model.audios:
+        tok = model.audio_tok[m.key.replace(".", "__")]
+        tokens[m.key] = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)[:, None]
+    for m in model.touches:
+        out = pred[m.key][:, 0]
+        n = out.shape[-1] // 2
+        p = torch.sigmoid(out[:, n:])
+        on = (torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > 0.5)
+        tokens[m.key] = (out[:, :n] * on)[:, None]
+    for m in model.proprios:
+        tokens[m.key] = pred[m.key][:, 0][:, None]
+    if model.reward_key:
+        tokens[model.reward_key] = pred[model.reward_key][:, None]
+    if model.done_key:
+        tokens[model.done_key] = torch.sigmoid(pred[model.done_key])[:, None]
+    return tokens
+
+
+@torch.no_grad()
+def decode_step(model: WorldModel, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tokens of one step {key: (B, 1, ...)} -> raw observations {key: (B, *shape)} (video uint8)."""
+    obs: dict[str, torch.Tensor] = {}
+    for m in model.videos:
+        img = model.image_tok[m.key.replace(".", "__")].decode_indices(tokens[m.key][:, 0])
+        obs[m.key] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
+    for m in model.audios:
+        wav = model.audio_tok[m.key.replace(".", "__")].decode_indices(tokens[m.key][:, 0])
+        obs[m.key] = model.norm.audio_out(m.key, wav)
+    for m in model.touches + model.proprios:
+        x = model.norm.decode(m.key, tokens[m.key][:, 0])
+        obs[m.key] = x.view(x.shape[0], *m.shape)
+    if model.reward_key and model.reward_key in tokens:
+        obs[model.reward_key] = model.norm.decode(model.reward_key, tokens[model.reward_key][:, 0, None])[:, 0]
+    if model.done_key and model.done_key in tokens:
+        obs[model.done_key] = tokens[model.done_key][:, 0] > 0.5
+    return obs

@@ -1,0 +1,204 @@
+"""The multimodal world model: tokenizers for every modality, a dynamics transformer, and heads.
+
+One step of an episode is S tokens: the image code grid of each camera (h*w tokens), a few audio
+tokens per microphone, one token per touch sensor, one per proprio vector, and one for the action.
+The transformer's output at step t predicts the tokens of step t+1 at the same slots (all of them
+in one pass); the action slot's output also predicts step t's reward and done.
+
+Token dict ("tokens"), per key, shapes (B, T, ...):
+    video    long FSQ indices (B, T, h, w, Cv)
+    audio    long FSQ indices (B, T, n, Ca)
+    touch    float, scaled    (B, T, n_taxels)
+    proprio  float, standardised (B, T, d)
+    action   float, standardised (B, T, d), or long (B, T) when discrete
+    next.reward float standardised (B, T); next.done float 0/1 (B, T)   (targets only)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from genworld.models.audio_tokenizer import AudioTokenizer
+from genworld.models.config import WorldModelConfig
+from genworld.models.dynamics import Dynamics, KVCache
+from genworld.models.image_tokenizer import ImageTokenizer
+from genworld.models.normalizer import Normalizer
+from genworld.spec import WorldSpec
+
+
+def mkey(key: str) -> str:
+    """A dataset key as a ModuleDict name (no dots allowed there)."""
+    return key.replace(".", "__")
+
+
+class WorldModel(nn.Module):
+    """Tokenizers + dynamics + heads for the modalities of one WorldSpec."""
+
+    def __init__(self, cfg: WorldModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.spec = spec = WorldSpec.from_json(cfg.spec)
+        self.videos = spec.of_kind("video")
+        self.audios = spec.of_kind("audio")
+        self.touches = spec.of_kind("touch")
+        self.proprios = spec.of_kind("proprio")
+        self.action = spec.action
+        self.reward_key = next((m.key for m in spec.of_kind("reward")), None)
+        self.done_key = next((m.key for m in spec.of_kind("done")), None)
+        if not (self.videos or self.audios or self.touches or self.proprios):
+            raise ValueError(f"world {spec.name!r} has no observation modality the model can predict")
+        self.norm = Normalizer(spec)
+        self.image_tok = nn.ModuleDict({mkey(m.key): ImageTokenizer(replace(cfg.image, image_shape=m.shape))
+                                        for m in self.videos})
+        self.audio_tok = nn.ModuleDict({mkey(m.key): AudioTokenizer(replace(cfg.audio, samples=m.shape[0]))
+                                        for m in self.audios})
+        D = cfg.dynamics.dim
+        self.slots: dict[str, slice] = {}  # key -> token slots within a step
+        self.inp = nn.ModuleDict()
+        self.out = nn.ModuleDict()
+        s = 0
+        for m in self.videos:
+            tok = self.image_tok[mkey(m.key)]
+            n = tok.cfg.grid[0] * tok.cfg.grid[1]
+            self.slots[m.key] = slice(s, s + n)
+            self.inp[mkey(m.key)] = nn.Linear(tok.fsq.dim, D)
+            self.out[mkey(m.key)] = nn.Linear(D, sum(tok.fsq.levels))
+            s += n
+        for m in self.audios:
+            tok = self.audio_tok[mkey(m.key)]
+            self.slots[m.key] = slice(s, s + tok.cfg.n_tokens)
+            self.inp[mkey(m.key)] = nn.Linear(tok.fsq.dim, D)
+            self.out[mkey(m.key)] = nn.Linear(D, sum(tok.fsq.levels))
+            s += tok.cfg.n_tokens
+        for m in self.touches:  # value and contact logit per taxel
+            n = math.prod(m.shape)
+            self.slots[m.key] = slice(s, s + 1)
+            self.inp[mkey(m.key)] = nn.Linear(n, D)
+            self.out[mkey(m.key)] = nn.Linear(D, 2 * n)
+            s += 1
+        for m in self.proprios:
+            n = math.prod(m.shape)
+            self.slots[m.key] = slice(s, s + 1)
+            self.inp[mkey(m.key)] = nn.Linear(n, D)
+            self.out[mkey(m.key)] = nn.Linear(D, n)
+            s += 1
+        a = self.action
+        self.slots[a.key] = slice(s, s + 1)
+        self.inp[mkey(a.key)] = nn.Embedding(a.n_choices, D) if a.discrete else nn.Linear(math.prod(a.shape), D)
+        s += 1
+        self.tokens_per_step = s
+        self.slot_emb = nn.Parameter(torch.randn(s, D) * 0.02)
+        self.dynamics = Dynamics(cfg.dynamics)
+        self.reward_head = nn.Linear(D, 1) if self.reward_key else None
+        self.done_head = nn.Linear(D, 1) if self.done_key else None
+
+    # ---- tokenizers -------------------------------------------------------------------------
+    def tokenizer_parameters(self) -> list[nn.Parameter]:
+        return list(self.image_tok.parameters()) + list(self.audio_tok.parameters())
+
+    def dynamics_parameters(self) -> list[nn.Parameter]:
+        tok = {id(p) for p in self.tokenizer_parameters()}
+        return [p for p in self.parameters() if id(p) not in tok]
+
+    def tokenizer_loss(self, frames: dict[str, torch.Tensor], audio: dict[str, torch.Tensor]
+                       ) -> tuple[torch.Tensor, dict[str, float]]:
+        """frames {key: (N, H, W, 3) uint8}, audio {key: (N, S) raw} -> summed reconstruction loss."""
+        total = torch.zeros(())
+        logs: dict[str, float] = {}
+        for k, x in frames.items():
+            loss, lg = self.image_tok[mkey(k)].loss(x)
+            total = total + loss
+            logs.update({f"{k}/{n}": v for n, v in lg.items()})
+        for k, x in audio.items():
+            loss, lg = self.audio_tok[mkey(k)].loss(self.norm.audio_in(k, x))
+            total = total + loss
+            logs.update({f"{k}/{n}": v for n, v in lg.items()})
+        return total, logs
+
+    @torch.no_grad()
+    def tokenize(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Raw data {key: (B, T, *shape)} -> tokens (see module docstring); extra keys are ignored."""
+        out: dict[str, torch.Tensor] = {}
+        for m in self.videos:
+            x = batch[m.key]
+            _, idx = self.image_tok[mkey(m.key)].encode(x.flatten(0, 1))
+            out[m.key] = idx.view(*x.shape[:2], *idx.shape[1:])
+        for m in self.audios:
+            x = batch[m.key]
+            _, idx = self.audio_tok[mkey(m.key)].encode(self.norm.audio_in(m.key, x.flatten(0, 1).float()))
+            out[m.key] = idx.view(*x.shape[:2], *idx.shape[1:])
+        for m in self.touches + self.proprios:
+            out[m.key] = self.norm.encode(m.key, batch[m.key].flatten(2).float())
+        a = batch[self.action.key]
+        out[self.action.key] = a.long() if self.action.discrete else self.norm.encode(self.action.key, a.flatten(2).float())
+        if self.reward_key and self.reward_key in batch:
+            out[self.reward_key] = self.norm.encode(self.reward_key, batch[self.reward_key].float()[..., None])[..., 0]
+        if self.done_key and self.done_key in batch:
+            out[self.done_key] = batch[self.done_key].float()
+        return out
+
+    # ---- dynamics ---------------------------------------------------------------------------
+    def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None) -> torch.Tensor:
+        """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied."""
+        parts = []
+        B, T = tokens[self.action.key].shape[:2]
+        c = self.cfg.corruption
+        rate = None
+        if gen is not None:
+            on = (torch.rand(B, generator=gen) < c.prob).float()
+            rate = on * torch.rand(B, generator=gen)  # (B,) corruption strength in [0, 1)
+        for m in self.videos + self.audios:
+            tok = (self.image_tok if m.kind == "video" else self.audio_tok)[mkey(m.key)]
+            idx = tokens[m.key]
+            idx = idx.reshape(B, T, -1, idx.shape[-1])  # (B, T, n, C)
+            if rate is not None:
+                swap = torch.rand(idx.shape[:3], generator=gen) < (rate * c.max_replace)[:, None, None]
+                rnd = tok.fsq.random_indices(tuple(idx.shape[:3]), gen)
+                idx = torch.where(swap[..., None], rnd, idx)
+            parts.append(self.inp[mkey(m.key)](tok.fsq.values(idx)))  # (B, T, n, D)
+        for m in self.touches + self.proprios:
+            x = tokens[m.key]
+            if rate is not None:
+                x = x + torch.randn(x.shape, generator=gen) * (rate * c.max_noise)[:, None, None]
+            parts.append(self.inp[mkey(m.key)](x)[:, :, None])
+        parts.append(self.inp[mkey(self.action.key)](tokens[self.action.key])[:, :, None])
+        return torch.cat(parts, dim=2) + self.slot_emb  # (B, T, S, D)
+
+    def heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done)."""
+        pred = {}
+        for m in self.videos + self.audios + self.touches + self.proprios:
+            pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., n, out)
+        ha = h[..., self.slots[self.action.key], :][..., 0, :]
+        if self.reward_head is not None:
+            pred[self.reward_key] = self.reward_head(ha)[..., 0]
+        if self.done_head is not None:
+            pred[self.done_key] = self.done_head(ha)[..., 0]
+        return pred
+
+    def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}."""
+        return self.heads(self.dynamics(self.embed(tokens, gen)))
+
+    def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None
+             ) -> tuple[dict[str, torch.Tensor], KVCache]:
+        """One cached inference step: tokens of step t {key: (B, 1, ...)} -> predictions {key: (B, ...)}."""
+        h, cache = self.dynamics.step(self.embed(tokens)[:, 0], t, cache)
+        return self.heads(h), cache
+
+    def latent(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Observation tokens of one step {key: (B, 1, ...)} -> (B, D) mean slot embedding (for goal distances)."""
+        e = self.embed(tokens)[:, 0]
+        a = self.slots[self.action.key]
+        return torch.cat([e[:, : a.start], e[:, a.stop:]], dim=1).mean(1)
+
+    def dynamics_loss(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind."""
+        from genworld.models.losses import next_step_losses
+
+        return next_step_losses(self, self(tokens, gen), tokens)
