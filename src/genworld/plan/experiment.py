@@ -1,0 +1,120 @@
+"""`genworld plan` as a function: plan in the model, in the true simulator (ceiling) and at random
+(floor) on the same episodes; write DIR/plan.json and DIR/plan.mp4."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from genworld.plan.planner import PlannerConfig
+from genworld.plan.runner import run_mode, sim_session_for, summarise
+from genworld.plan.tasks import make_task
+from genworld.plan.video import tile, write_mp4
+
+
+@dataclass
+class PlanRunConfig:
+    """One `genworld plan` run."""
+
+    task: str
+    out: str
+    run: str | None = None
+    """model run directory; without it only the ceiling and the floor are measured"""
+    world: str | None = None
+    """world name (taken from the run when one is given)"""
+    episodes: int = 20
+    seed: int = 0
+    planner: PlannerConfig = field(default_factory=PlannerConfig)
+    steps: int | None = None
+    """control steps per episode (the task's default when None)"""
+    context: int = 4
+    videos: int = 2
+    """episodes of each mode drawn into plan.mp4"""
+    modes: tuple[str, ...] = ("model", "sim", "random")
+
+
+def load_model(run_dir: str):  # -> WorldSession
+    """The learned model of a run, as a Session (`genworld.rollout.session.WorldSession`)."""
+    try:
+        from genworld.rollout.session import WorldSession
+    except ImportError as e:
+        raise RuntimeError("planning in a model needs genworld.rollout.session.WorldSession, which this "
+                           "install lacks; plan in the simulator only with --world NAME and no --run") from e
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run directory {run_dir!r} not found (train one with `genworld train`)")
+    return WorldSession.load(run_dir)
+
+
+def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print) -> dict:
+    """Run every mode on the same seeded episodes; returns what is written to plan.json."""
+    from genworld.worlds.base import make_world
+
+    cfg.planner.check()
+    if cfg.episodes < 1:
+        raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
+    model = None
+    modes = list(cfg.modes)
+    if cfg.run:
+        model = load_model(cfg.run)
+        world_name = cfg.world or model.spec.name
+    else:
+        if not cfg.world:
+            raise ValueError("give --run RUN (plan in its model) or --world NAME (simulator and random only)")
+        world_name = cfg.world
+        modes = [m for m in modes if m != "model"]
+    task = make_task(cfg.task, world_name, **({"steps": cfg.steps} if cfg.steps else {}))
+    world = make_world(world_name)
+    task.check_world(world)
+    if model is not None and model.spec.action.shape != world.spec.action.shape:
+        raise ValueError(f"run {cfg.run!r}: model actions {model.spec.action.shape} differ from world "
+                         f"{world_name!r} actions {world.spec.action.shape}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sessions = {"model": model, "sim": None, "random": None}
+    results, t0 = {}, time.perf_counter()
+    for mode in modes:
+        if mode == "sim":
+            world.reset(cfg.seed)
+            sessions["sim"] = sim_session_for(world_name, world)
+        results[mode] = run_mode(task, world, mode, cfg.episodes, cfg.seed, sessions[mode], cfg.planner,
+                                 cfg.context, record=cfg.videos, progress=progress)
+    summary = {m: summarise(r) for m, r in results.items()}
+    main = summary.get("model", {})
+    report = {
+        "task": cfg.task,
+        "world": world_name,
+        "run": cfg.run,
+        "episodes": cfg.episodes,
+        "steps_per_episode": task.steps,
+        "planner": cfg.planner.method,
+        "budget": {"samples": cfg.planner.samples, "iterations": cfg.planner.iterations,
+                   "horizon": cfg.planner.horizon, "replan_every": cfg.planner.replan_every},
+        "success_rate": main.get("success_rate"),
+        "success_ci95": main.get("success_ci95"),
+        "steps_to_success_median": main.get("steps_to_success_median"),
+        "seconds_per_step": main.get("seconds_per_step", summary.get("sim", {}).get("seconds_per_step")),
+        "model": main or None,
+        "ceiling": summary.get("sim"),
+        "random": summary.get("random"),
+        "relative_to_ceiling": (main["success_rate"] / summary["sim"]["success_rate"]
+                                if main and summary.get("sim", {}).get("success_rate") else None),
+        "success_judged_by": "ground truth of the real world (gt.objects); planners see only predicted steps",
+        "seed": cfg.seed,
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "config": {**asdict(cfg), "planner": asdict(cfg.planner)},
+    }
+    tmp = out / "plan.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, out / "plan.json")
+    cols = [r.frames for m in modes for r in results[m] if r.frames]
+    if cols:
+        write_mp4(out / "plan.mp4", tile(cols), fps=world.spec.fps)
+        report["video"] = str(out / "plan.mp4")
+    world.close()
+    return report

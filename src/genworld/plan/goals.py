@@ -1,0 +1,145 @@
+"""Goals as costs on predicted steps: goal images (pixels or latents), object positions read from
+predicted frames by palette extraction, and touch (make and keep contact).
+
+Every cost reads only what a session predicts (frames, touch, and `latent()` when the session has
+one), never ground truth, so the same cost drives planning in the model and in the true simulator.
+Object positions come from palette colours: the pixels within `tol` (RGB distance) of an object's
+colour, their centroid in pixel coordinates (x right, y down, pixel centres at +0.5) and their count.
+This is a small local extraction; the evaluation's palette segmentation (CIELAB, connected
+components) is stricter but needs more time per frame than a planner can spend on N x H frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from genworld.rollout.base import Session
+
+
+class GoalError(ValueError):
+    """A goal does not fit the world (wrong image shape, unknown colour, no video)."""
+
+
+def palette_centroids(frames: np.ndarray, colour: np.ndarray, tol: float = 40.0,
+                      min_pixels: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """Centroid `(N, 2)` (x, y pixels) and presence `(N,)` of the pixels of `colour` in `frames (N, H, W, 3)`."""
+    f = frames.astype(np.int32)
+    d2 = ((f - np.asarray(colour, np.int32)) ** 2).sum(-1)  # (N, H, W)
+    mask = d2 <= tol * tol
+    count = mask.sum((1, 2))  # (N,)
+    h, w = mask.shape[1:]
+    xs = (mask.sum(1) * (np.arange(w) + 0.5)).sum(1)  # (N,)
+    ys = (mask.sum(2) * (np.arange(h) + 0.5)).sum(1)
+    safe = np.maximum(count, 1)
+    return np.stack([xs / safe, ys / safe], -1).astype(np.float32), count >= min_pixels
+
+
+def video_key(spec_keys: list[str]) -> str:
+    """The first camera key of a world (`observation.images.*`)."""
+    keys = [k for k in spec_keys if k.startswith("observation.images.")]
+    if not keys:
+        raise GoalError("this world has no camera (observation.images.*): image and object goals need one")
+    return keys[0]
+
+
+class ObjectTracker:
+    """Reads one palette object's position from predicted frames, keeping the last seen position per
+    future when it is hidden (under an occluder, or blurred away by the model)."""
+
+    def __init__(self, key: str, colour: np.ndarray, start_xy: np.ndarray, tol: float = 40.0) -> None:
+        self.key, self.colour, self.tol = key, np.asarray(colour), tol
+        self.start = np.asarray(start_xy, np.float32)  # (2,) position in the last real frame
+        self.last = self.start[None]
+
+    def __call__(self, step: dict[str, np.ndarray], t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Position `(N, 2)` and whether it was seen `(N,)` in this predicted step."""
+        xy, seen = palette_centroids(step[self.key], self.colour, self.tol)
+        if t == 0:
+            self.last = np.broadcast_to(self.start, xy.shape).copy()
+        xy = np.where(seen[:, None], xy, self.last)
+        self.last = xy
+        return xy, seen
+
+
+@dataclass
+class PushCost:
+    """Bring an object's centre into a target region, with the agent guided to the far side of it."""
+
+    obj: ObjectTracker
+    agent: ObjectTracker
+    target: np.ndarray  # (2,) pixels
+    reach_radius: float  # agent radius + object radius, pixels
+    scale: float  # image size, pixels: costs are in fractions of it
+    approach_weight: float = 0.3
+    hidden_penalty: float = 0.05
+
+    def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
+        obj, seen = self.obj(step, t)
+        agent, _ = self.agent(step, t)
+        to_obj = obj - self.target[None]  # (N, 2)
+        d_obj = np.linalg.norm(to_obj, axis=1)
+        behind = obj + to_obj / np.maximum(d_obj, 1e-6)[:, None] * self.reach_radius
+        d_agent = np.linalg.norm(agent - behind, axis=1)
+        return (d_obj + self.approach_weight * d_agent) / self.scale + self.hidden_penalty * (~seen)
+
+
+@dataclass
+class TouchCost:
+    """Make and keep contact with an object: distance between the discs, minus felt touch."""
+
+    obj: ObjectTracker
+    agent: ObjectTracker
+    reach_radius: float
+    scale: float
+    touch_key: str | None = None
+    touch_weight: float = 0.2
+    touch_full: float = 1.0  # a touch reading summed over taxels that counts as firm contact
+
+    def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
+        obj, _ = self.obj(step, t)
+        agent, _ = self.agent(step, t)
+        gap = np.maximum(np.linalg.norm(agent - obj, axis=1) - self.reach_radius, 0.0)
+        cost = gap / self.scale
+        if self.touch_key and self.touch_key in step:
+            felt = np.abs(step[self.touch_key]).reshape(len(cost), -1).sum(1)
+            near = gap < 0.5 * self.reach_radius  # touch is only credited near the chosen object
+            cost = cost - self.touch_weight * near * np.minimum(felt / self.touch_full, 1.0)
+        return cost
+
+
+@dataclass
+class PixelGoalCost:
+    """Mean squared pixel distance (in [0, 1]) between a predicted frame and a goal image."""
+
+    key: str
+    goal: np.ndarray  # (H, W, 3) uint8
+
+    def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
+        d = step[self.key].astype(np.float32) / 255.0 - self.goal.astype(np.float32)[None] / 255.0
+        return (d * d).mean((1, 2, 3))
+
+
+@dataclass
+class LatentGoalCost:
+    """Squared distance between the session's latent state `latent() -> (N, D)` and a goal latent `(D,)`."""
+
+    goal: np.ndarray
+
+    def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
+        z = np.asarray(session.latent(), np.float32)  # type: ignore[attr-defined]
+        return ((z - self.goal[None]) ** 2).mean(1)
+
+
+def check_goal_image(image: np.ndarray, shape: tuple[int, ...], where: str = "goal image") -> np.ndarray:
+    """Return `image` as uint8 `(H, W, 3)` of the world's camera shape, or raise GoalError."""
+    img = np.asarray(image)
+    if img.shape != tuple(shape):
+        raise GoalError(f"{where}: shape {img.shape}, but the world's camera gives {tuple(shape)}; "
+                        "resize it or render the goal in this world")
+    if img.dtype != np.uint8:
+        if img.dtype.kind == "f" and (not np.all(np.isfinite(img))):
+            raise GoalError(f"{where}: contains NaN or inf")
+        img = np.clip(img * (255.0 if img.dtype.kind == "f" and img.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+    return img
