@@ -1,0 +1,100 @@
+"""Goal costs read positions from frames; Wilson intervals; budgets and goal images are checked."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pytest
+
+from genworld.plan.cli import parse_budget
+from genworld.plan.goals import (
+    GoalError,
+    ObjectTracker,
+    PixelGoalCost,
+    PushCost,
+    check_goal_image,
+    palette_centroids,
+)
+from genworld.plan.runner import wilson
+from genworld.plan.tasks import TaskError, make_task, tasks_for
+
+RED, BLUE, BG = np.array([220, 40, 40]), np.array([40, 60, 220]), np.array([30, 30, 30])
+
+
+def disc_frames(centres: list[tuple[float, float]], colour: np.ndarray, size: int = 64, r: float = 4.0):
+    """(N, size, size, 3) frames with one disc each, centres in pixels (x right, y down)."""
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    out = np.broadcast_to(BG, (len(centres), size, size, 3)).astype(np.uint8).copy()
+    for i, (x, y) in enumerate(centres):
+        out[i][(xx - x) ** 2 + (yy - y) ** 2 <= r * r] = colour
+    return out
+
+
+def test_palette_centroids_find_the_disc_and_notice_absence() -> None:
+    frames = disc_frames([(10.0, 20.0), (40.5, 50.5)], RED)
+    xy, seen = palette_centroids(frames, RED)
+    np.testing.assert_allclose(xy, [[10.0, 20.0], [40.5, 50.5]], atol=0.3)
+    assert seen.all()
+    _, seen_blue = palette_centroids(frames, BLUE)
+    assert not seen_blue.any()
+
+
+def test_tracker_holds_the_last_position_of_a_hidden_object() -> None:
+    tr = ObjectTracker("img", RED, np.array([5.0, 5.0]))
+    frames = disc_frames([(10.0, 10.0), (30.0, 30.0)], RED)
+    frames[1] = BG  # the second future lost the object
+    xy, seen = tr({"img": frames}, 0)
+    np.testing.assert_allclose(xy[1], [5.0, 5.0])
+    assert seen.tolist() == [True, False]
+    frames = disc_frames([(11.0, 10.0), (30.0, 30.0)], RED)
+    frames[1] = BG  # still hidden in future 1
+    xy, _ = tr({"img": frames}, 1)
+    np.testing.assert_allclose(xy[0], [11.0, 10.0], atol=0.3)
+    np.testing.assert_allclose(xy[1], [5.0, 5.0])
+
+
+def test_push_cost_prefers_the_object_near_the_target_and_the_agent_behind_it() -> None:
+    key, target = "img", np.array([50.0, 32.0])
+    obj = disc_frames([(40.0, 32.0), (20.0, 32.0)], RED)
+    agent_pos = [(33.0, 32.0), (13.0, 32.0)]
+    frames = obj.copy()
+    ag = disc_frames(agent_pos, BLUE, r=3)
+    mask = (ag == BLUE).all(-1)
+    frames[mask] = BLUE
+    cost = PushCost(ObjectTracker(key, RED, [30, 32]), ObjectTracker(key, BLUE, [25, 32]), target, 7.0, 64.0)
+    c = cost({key: frames}, 0, None)
+    assert c[0] < c[1]
+    # same object, the agent on the wrong side costs more
+    frames2 = obj.copy()
+    frames2[(disc_frames([(47.0, 32.0), (27.0, 32.0)], BLUE, r=3) == BLUE).all(-1)] = BLUE
+    c2 = cost({key: frames2}, 0, None)
+    assert (c2 > c).all()
+
+
+def test_pixel_goal_is_zero_at_the_goal() -> None:
+    frames = disc_frames([(10.0, 10.0), (30.0, 30.0)], RED)
+    c = PixelGoalCost("img", frames[1])({"img": frames}, 0, None)
+    assert c[1] == 0 and c[0] > 0
+
+
+def test_goal_image_of_the_wrong_shape_is_refused() -> None:
+    with pytest.raises(GoalError, match=r"shape \(32, 32, 3\).*\(64, 64, 3\)"):
+        check_goal_image(np.zeros((32, 32, 3), np.uint8), (64, 64, 3))
+    assert check_goal_image(np.ones((64, 64, 3), np.float32), (64, 64, 3)).dtype == np.uint8
+
+
+def test_wilson_interval() -> None:
+    lo, hi = wilson(10, 20)
+    assert lo == pytest.approx(0.299, abs=1e-3) and hi == pytest.approx(0.701, abs=1e-3)
+    assert wilson(0, 20)[0] == 0.0 and wilson(20, 20)[1] == 1.0
+
+
+def test_budget_and_task_errors() -> None:
+    assert parse_budget("64,3,8") == (64, 3, 8)
+    for bad in ("0,3,8", "64,3", "a,b,c"):
+        with pytest.raises(argparse.ArgumentTypeError, match="budget"):
+            parse_budget(bad)
+    assert "push" in tasks_for("bounce")
+    with pytest.raises(TaskError, match="does not exist for world 'arcade:Pong'"):
+        make_task("push", "arcade:Pong")
