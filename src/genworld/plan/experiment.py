@@ -50,10 +50,29 @@ def load_model(run_dir: str):  # -> WorldSession
     return WorldSession.load(run_dir)
 
 
-def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print) -> dict:
-    """Run every mode on the same seeded episodes; returns what is written to plan.json."""
+def world_like(name: str, config: dict | None = None):  # -> World
+    """The world `name`, with the scalar settings of `config` (a model's `spec.config`) where they differ
+    from the defaults, so episodes run in the world the model was trained on."""
     from genworld.worlds.base import make_world
 
+    world = make_world(name)
+    if not config:
+        return world
+    default = world.spec.config
+    scalar = (int, float, bool, str, type(None))
+    over = {k: v for k, v in config.items()
+            if k in default and isinstance(v, scalar) and isinstance(default[k], scalar) and v != default[k]}
+    if not over:
+        return world
+    world.close()
+    try:
+        return make_world(name, **over)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot rebuild world {name!r} with the run's settings {over}: {e}") from e
+
+
+def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print) -> dict:
+    """Run every mode on the same seeded episodes; returns what is written to plan.json."""
     cfg.planner.check()
     if cfg.episodes < 1:
         raise ValueError(f"--episodes must be >= 1, got {cfg.episodes}")
@@ -68,7 +87,7 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
         world_name = cfg.world
         modes = [m for m in modes if m != "model"]
     task = make_task(cfg.task, world_name, **({"steps": cfg.steps} if cfg.steps else {}))
-    world = make_world(world_name)
+    world = world_like(world_name, model.spec.config if model is not None else None)
     task.check_world(world)
     if model is not None and model.spec.action.shape != world.spec.action.shape:
         raise ValueError(f"run {cfg.run!r}: model actions {model.spec.action.shape} differ from world "
@@ -80,7 +99,7 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
     for mode in modes:
         if mode == "sim":
             world.reset(cfg.seed)
-            sessions["sim"] = sim_session_for(world_name, world)
+            sessions["sim"] = sim_session_for(world)
         results[mode] = run_mode(task, world, mode, cfg.episodes, cfg.seed, sessions[mode], cfg.planner,
                                  cfg.context, record=cfg.videos, progress=progress)
     summary = {m: summarise(r) for m, r in results.items()}

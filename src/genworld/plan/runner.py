@@ -149,8 +149,9 @@ def run_mode(
     return out
 
 
-def sim_session_for(world_name: str, world: World) -> SimSession:
-    """A SimSession over fresh copies of the named world, started at `world`'s state."""
-    from genworld.worlds.base import make_world
+def sim_session_for(world: World) -> SimSession:
+    """A SimSession over copies of `world` (same settings), started at its current state."""
+    from genworld.plan.experiment import world_like
 
-    return SimSession.from_state(lambda: make_world(world_name), world.get_state())
+    name, config = world.spec.name, world.spec.config
+    return SimSession.from_state(lambda: world_like(name, config), world.get_state())
