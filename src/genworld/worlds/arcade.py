@@ -104,11 +104,8 @@ class ArcadeWorld:
         self.ale.setBool("sound_obs", cfg.sound)
         self.ale.setFloat("repeat_action_probability", 0.0)
         self.ale.setInt("random_seed", 0)
-        self.ale.loadROM(ale_py.roms.get_rom_path(rid))
-        if cfg.mode is not None:
-            self.ale.setMode(cfg.mode)
-        if cfg.difficulty is not None:
-            self.ale.setDifficulty(cfg.difficulty)
+        self._rom_path = ale_py.roms.get_rom_path(rid)
+        self._load()
         self.actions = list(self.ale.getMinimalActionSet())
         names = tuple(a.name.lower() for a in self.actions)
         S, self.spp = cfg.image_size, cfg.audio_rate // fps
@@ -129,8 +126,17 @@ class ArcadeWorld:
                   "raw_audio": {"samples_per_frame": ALE_SAMPLES_PER_FRAME, "rate": ALE_FPS * ALE_SAMPLES_PER_FRAME}}
         self.spec = WorldSpec(f"arcade:{cfg.game}", fps, tuple(mods), f"Atari {cfg.game} (ale-py)", config)
         self.last_raw_audio = np.zeros(0, np.uint8)  # the raw ALE samples of the last step, for tests
-        self._done = False
+        self._done, self._stepped = False, False
         self._reset_audio()
+
+    def _load(self) -> None:
+        # A fresh load is the only reset that also clears the TIA's sound oscillators (reset_game and
+        # restoreState keep them), so the same seed gives the same sound; it costs about 0.1 s.
+        self.ale.loadROM(self._rom_path)
+        if self.cfg.mode is not None:
+            self.ale.setMode(self.cfg.mode)
+        if self.cfg.difficulty is not None:
+            self.ale.setDifficulty(self.cfg.difficulty)
 
     # -- audio ------------------------------------------------------------------------------------
     def _reset_audio(self) -> None:
@@ -155,8 +161,9 @@ class ArcadeWorld:
 
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
         """Start a game; 0..noop_max no-op frames (drawn from `seed`) vary the start. Returns o_0."""
-        self.ale.reset_game()
-        self._done = False
+        if self._stepped:
+            self._load()
+        self._stepped, self._done = False, False
         self._reset_audio()
         n_noop = int(np.random.default_rng(seed).integers(self.cfg.noop_max + 1)) if self.cfg.noop_max else 0
         noop = self.actions[0]
@@ -169,6 +176,7 @@ class ArcadeWorld:
     def step(self, action: np.ndarray) -> tuple[dict[str, np.ndarray], float, bool]:
         """Hold the action for `frameskip` frames; returns (o_{t+1}, summed reward, game over)."""
         a = int(np.asarray(action).reshape(()))
+        self._stepped = True
         if not 0 <= a < len(self.actions):
             raise ValueError(f"arcade:{self.cfg.game}: action {a} outside 0..{len(self.actions) - 1}")
         frames, raw, reward = [], [], 0.0
@@ -185,13 +193,16 @@ class ArcadeWorld:
         return self._obs(frames, raw), float(reward), self._done
 
     def get_state(self) -> Any:
-        """An opaque copy of the emulator (for planning with the true game)."""
+        """An opaque copy of the emulator (for planning with the true game).
+
+        Screen, RAM, reward and done replay exactly after `set_state`; the sound may differ in the
+        phase of its oscillators, because ALE saves the TIA's sound registers but not its counters."""
         return (self.ale.cloneState(), self._done, self._hist.copy())
 
     def set_state(self, state: Any) -> None:
         """Return to a state from `get_state`."""
         ale_state, self._done, hist = state
-        self._hist = hist.copy()
+        self._hist, self._stepped = hist.copy(), True
         self.ale.restoreState(ale_state)
 
     def policy(self, name: str, rng: np.random.Generator) -> Policy:
