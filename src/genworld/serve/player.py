@@ -153,7 +153,10 @@ class Player:
             rec, self.recorder = self.recorder, None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(self.cfg.record_dir) / f"{stamp}-{self.name}"
-        return {"type": "recorded", **rec.write(out)}
+        result = rec.write(out)
+        if "mp4" in result:
+            result["url"] = f"/recordings/{out.name}/play.mp4"
+        return {"type": "recorded", **result}
 
     def tick(self, action_override: np.ndarray | None = None) -> bytes:
         """Step the world once with the held action; returns the packed binary step message."""

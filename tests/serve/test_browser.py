@@ -1,0 +1,88 @@
+"""End to end in real headless Chromium: open the page, press keys, see frames change and the meters run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from genworld.serve.app import ServeConfig, create_app
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(reality_source, tmp_path):
+    import uvicorn
+
+    port = _free_port()
+    app = create_app(reality_source, ServeConfig(port=port, record_dir=str(tmp_path / "rec")))
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started:
+        if time.time() > deadline:
+            raise RuntimeError("uvicorn did not start within 20 s")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def _frame_pixels(page) -> list[int]:
+    return page.evaluate("""() => {
+        const c = document.getElementById('model');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    }""")
+
+
+@pytest.mark.browser
+def test_page_plays_in_chromium(server, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server)
+            page.wait_for_function("window.genworld.frames > 5", timeout=15000)
+            assert page.text_content("#world") == "servetoy"
+            before = _frame_pixels(page)
+            x0 = page.evaluate("window.genworld.lastHeader")["values"]["model"]["observation.state"][0]
+            page.click("#btn-sound")  # a user gesture starts the AudioContext and its worklet
+            page.keyboard.down("ArrowRight")
+            page.keyboard.down("ArrowDown")
+            page.wait_for_timeout(1200)
+            page.keyboard.up("ArrowRight")
+            page.keyboard.up("ArrowDown")
+            after = _frame_pixels(page)
+            assert before != after, "the frame did not change while keys were held"
+            x1 = page.evaluate("window.genworld.lastHeader")["values"]["model"]["observation.state"][0]
+            assert x1 > x0 + 1, f"holding ArrowRight moved the dot from x={x0} to x={x1}"
+            fps = float(page.text_content("#fps"))
+            assert fps >= 5, f"FPS meter shows {fps}, expected about 10"
+            page.click("#btn-reality")
+            page.wait_for_selector("#real-view:not([hidden])", timeout=5000)
+            page.wait_for_timeout(600)
+            assert float(page.text_content("#audio-ms")) >= 0  # the audio meter runs
+            shots = Path(os.environ.get("GENWORLD_SCREENSHOTS", tmp_path))  # set it to keep the picture
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / "play.png"))
+            assert (shots / "play.png").stat().st_size > 10_000
+            assert not errors, f"page errors: {errors}"
+        finally:
+            browser.close()
