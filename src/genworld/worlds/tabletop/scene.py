@@ -128,13 +128,15 @@ def build_mjcf(cfg: TabletopConfig) -> str:
         f'friction="{wood[1]} 0.005 0.0001" solref="{wood[2]} 1"/>'
         for i, (x, y, sx, sy) in enumerate([(T + 0.005, 0, 0.005, T + 0.01), (-T - 0.005, 0, 0.005, T + 0.01),
                                             (0, T + 0.005, T + 0.01, 0.005), (0, -T - 0.005, T + 0.01, 0.005)]))
-    # Touch sites: rows of boxes on each face (+x, +y, -x, -y), reaching 4 mm out from and into the face,
-    # so every contact point on a side face lies in exactly one site (corners in two).
+    # Touch sites: rows of boxes on each face (+x, +y, -x, -y), reaching 4 mm out from and into the face
+    # (and past the top and bottom edges), so every contact point on the fingertip lies in a site
+    # (one site, or two at a vertical edge).
     rows, d = cfg.touch_rows, 0.004
-    hh = fz / rows
     sites, sensors = [], []
     for r in range(rows):
-        z = -fz + hh * (2 * r + 1)
+        z_lo = -fz + 2 * fz * r / rows - (d if r == 0 else 0.0)
+        z_hi = -fz + 2 * fz * (r + 1) / rows + (d if r == rows - 1 else 0.0)
+        z, hh = (z_lo + z_hi) / 2, (z_hi - z_lo) / 2
         for c, (nx, ny) in enumerate([(1, 0), (0, 1), (-1, 0), (0, -1)]):
             size = f"{d} {fh + d} {hh}" if nx else f"{fh + d} {d} {hh}"
             sites.append(f'<site name="taxel_{r}_{c}" type="box" pos="{nx * fh} {ny * fh} {z}" size="{size}" '

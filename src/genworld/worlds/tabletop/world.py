@@ -11,6 +11,7 @@ sub-step from the fixed camera.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import numpy as np
@@ -31,16 +32,27 @@ BODY_COLUMNS = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "
                 "u", "v", "visible", "exists", "mass", "material_id", "colour_id", "shape_id", "size")
 FINGER_MATERIAL = "plastic"
 ENV_MATERIAL = "wood"  # table and rim
+_GL_NOTE = ""
 EGL_HELP = ("set MUJOCO_GL=egl (headless) and install EGL: apt-get install libegl1 libegl-mesa0 "
             "libgl1-mesa-dri (or MUJOCO_GL=osmesa with libosmesa6, slower)")
 
 
 def _import_mujoco() -> Any:
+    global _GL_NOTE
+    if "mujoco" in sys.modules and "MUJOCO_GL" not in os.environ:
+        _GL_NOTE = ("mujoco was imported before MUJOCO_GL was set, so it chose its default backend (glfw, "
+                    "which needs a display): export MUJOCO_GL=egl before starting Python; ")
     os.environ.setdefault("MUJOCO_GL", "egl")  # must be set before mujoco is first imported
     try:
         import mujoco
     except ImportError as e:
-        raise MissingExtraError("the tabletop world needs MuJoCo: pip install 'genworld[mujoco]'") from e
+        if e.name == "mujoco":
+            raise MissingExtraError("the tabletop world needs MuJoCo: pip install 'genworld[mujoco]'") from e
+        raise RuntimeError(f"tabletop: MuJoCo could not load its GL backend MUJOCO_GL="
+                           f"{os.environ.get('MUJOCO_GL')!r} ({e}); {EGL_HELP}") from e
+    except Exception as e:  # mujoco checks MUJOCO_GL and loads the GL library at import
+        raise RuntimeError(f"tabletop: MuJoCo could not load its GL backend MUJOCO_GL="
+                           f"{os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); {EGL_HELP}") from e
     return mujoco
 
 
@@ -89,7 +101,7 @@ class TabletopWorld:
             return self.mj.Renderer(self.model, self.cfg.image_size, self.cfg.image_size)
         except Exception as e:
             raise RuntimeError(f"tabletop: MuJoCo could not create an offscreen GL context with "
-                               f"MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); {EGL_HELP}") from e
+                               f"MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); {_GL_NOTE}{EGL_HELP}") from e
 
     def _spec(self) -> WorldSpec:
         cfg, K, fps, S = self.cfg, self.K, self.cfg.fps, self.cfg.image_size
