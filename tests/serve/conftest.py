@@ -107,3 +107,9 @@ def toy_source() -> Source:
 @pytest.fixture
 def reality_source() -> Source:
     return source_with_reality()
+
+
+@pytest.fixture
+def toy_cls() -> type[ToyWorld]:
+    """The toy world's class (test modules cannot import conftest under --import-mode=importlib)."""
+    return ToyWorld
