@@ -62,17 +62,19 @@ def rom_id(game: str) -> str:
     return "".join(out)
 
 
-def resample_matrix(n_in: int, n_out: int, taps: int = RESAMPLE_TAPS) -> np.ndarray:
-    """(n_out, n_in + 2 * taps) windowed-sinc matrix taking a step's raw samples, with `2 * taps` of
-    history in front, to its output samples. Output j sits at raw time j * n_in / n_out - taps."""
+def resample_kernel(n_in: int, n_out: int, taps: int = RESAMPLE_TAPS) -> tuple[np.ndarray, np.ndarray]:
+    """A windowed-sinc resampler from a step's `n_in` raw samples to its `n_out` output samples, as
+    gather indices and weights, both (n_out, 2 * taps + 1), into a buffer of `2 * taps` history
+    samples followed by the step's raw samples. Output j sits at raw time j * n_in / n_out - taps."""
     ratio = n_out / n_in
     cutoff = min(1.0, ratio) * 0.95  # of the raw Nyquist frequency; a little below, against aliasing
-    t = np.arange(n_out)[:, None] * (n_in / n_out) + taps  # output times in buffer coordinates
-    k = np.arange(n_in + 2 * taps)[None, :]
-    d = k - t
+    t = np.arange(n_out) * (n_in / n_out) + taps  # (n_out,) output times in buffer coordinates
+    idx = np.floor(t).astype(np.int64)[:, None] + np.arange(-taps, taps + 1)[None, :]  # (n_out, 2 taps + 1)
+    idx = np.clip(idx, 0, n_in + 2 * taps - 1)
+    d = idx - t[:, None]
     w = np.where(np.abs(d) <= taps, 0.5 + 0.5 * np.cos(np.pi * d / taps), 0.0)  # Hann window
-    m = cutoff * np.sinc(cutoff * d) * w
-    return (m / m.sum(axis=1, keepdims=True)).astype(np.float32)
+    k = cutoff * np.sinc(cutoff * d) * w
+    return idx, (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class ArcadeWorld:
@@ -114,7 +116,7 @@ class ArcadeWorld:
         if cfg.sound:
             mods.append(Modality("observation.audio.game", "audio", (self.spp,), cfg.audio_rate, units="pcm",
                                  low=-1.0, high=1.0, description="the game's own TIA sound"))
-            self._resample = resample_matrix(cfg.frameskip * ALE_SAMPLES_PER_FRAME, self.spp)
+            self._idx, self._weights = resample_kernel(cfg.frameskip * ALE_SAMPLES_PER_FRAME, self.spp)
         mods += [
             Modality("action", "action", (), fps, dtype="int64", discrete=True, names=names),
             Modality("next.reward", "reward", (), fps),
@@ -146,7 +148,9 @@ class ArcadeWorld:
         x = (raw.astype(np.float32) - 128.0) / 128.0
         buf = np.concatenate([self._hist, x])
         self._hist = buf[-2 * RESAMPLE_TAPS:]
-        return np.clip(self._resample @ buf, -1.0, 1.0)  # (spp,)
+        if not buf.any():  # a silent console: exactly zero, and no work
+            return np.zeros(self.spp, np.float32)
+        return np.clip((buf[self._idx] * self._weights).sum(axis=1), -1.0, 1.0)  # (spp,)
 
     # -- protocol ---------------------------------------------------------------------------------
     def _obs(self, frames: list[np.ndarray], raw: list[np.ndarray]) -> dict[str, np.ndarray]:
