@@ -109,6 +109,7 @@ def test_session_limit_and_idle_timeout(toy_source, tmp_path):
     with _client(toy_source, tmp_path, max_sessions=1, idle_timeout_s=0.5) as client:
         with client.websocket_connect("/ws") as first:
             assert first.receive_json()["type"] == "hello"
+            first.send_json({"type": "ping", "t": 1})  # pings keep the connection, not the session, alive
             with client.websocket_connect("/ws") as second:
                 bye = second.receive_json()
                 assert bye["type"] == "bye" and "server full" in bye["reason"]

@@ -144,17 +144,24 @@ async def _serve(ws: WebSocket, player: Player, cfg: ServeConfig, fps: float) ->
             await asyncio.sleep(max(0.0, due - loop.time()))
 
     async def receiver() -> str:
+        loop = asyncio.get_running_loop()
+        active = loop.time()  # the last valid message other than a ping: a person doing something
         while True:
+            left = cfg.idle_timeout_s - (loop.time() - active)
+            if left <= 0:
+                return f"idle for {cfg.idle_timeout_s:g} s (no action or control message from the client)"
             try:
-                event = await asyncio.wait_for(ws.receive(), timeout=cfg.idle_timeout_s)
+                event = await asyncio.wait_for(ws.receive(), timeout=left)
             except TimeoutError:
-                return f"idle for {cfg.idle_timeout_s:g} s (no message from the client)"
+                continue
             if event["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(event.get("code", 1000))
             raw = event.get("text") if event.get("text") is not None else event.get("bytes", b"")
             msg: dict[str, Any] = {}
             try:
                 msg = parse_client_message(raw, cfg.max_message_bytes)
+                if msg["type"] != "ping":
+                    active = loop.time()
                 if msg["type"] == "step":
                     if not player.paused:
                         raise ProtocolError("step advances a paused session by one step; send pause first")

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--idle-timeout", type=float, default=300.0, help="seconds without a client message before closing")
     p.add_argument("--frame-format", choices=("raw", "png", "jpeg"), default="raw",
                    help="how frames travel (raw RGB is fastest on loopback; jpeg is smallest)")
+    p.add_argument("--max-fps", type=float, default=120.0,
+                   help="highest step rate a client may ask for with /ws?fps=N (default: the world's fps)")
     p.add_argument("--record-dir", default="recordings", help="where recordings (mp4 + dataset episodes) go")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_play)
@@ -44,7 +46,8 @@ def _play(args: argparse.Namespace) -> int:
     source = Source.open(SourceConfig(run=args.run, data=args.data, world=args.world, context=args.context,
                                  seed=args.seed))
     cfg = ServeConfig(host=args.host, port=args.port, max_sessions=args.max_sessions,
-                      idle_timeout_s=args.idle_timeout, frame_format=args.frame_format, record_dir=args.record_dir)
+                      idle_timeout_s=args.idle_timeout, frame_format=args.frame_format, record_dir=args.record_dir,
+                      max_fps=args.max_fps)
     app = create_app(source, cfg)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: serving on {args.host}: anyone who can reach this address can play and record")
