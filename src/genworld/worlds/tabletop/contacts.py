@@ -81,7 +81,7 @@ class ContactTracker:
         fn = np.where(adr >= 0, data.efc_force[np.maximum(adr, 0)], 0.0)  # (n,)
         geoms = con.geom  # (n, 2)
         out: dict[tuple[int, int], tuple[float, int, float]] = {}
-        for i in np.flatnonzero((fn > 0) & (con.exclude == 0)):
+        for i in np.flatnonzero(fn > 0):  # excluded contacts have no constraint row: fn = 0
             g1, g2 = int(geoms[i, 0]), int(geoms[i, 1])
             if g1 in self.ignore or g2 in self.ignore:
                 continue

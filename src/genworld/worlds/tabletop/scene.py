@@ -156,9 +156,12 @@ def build_mjcf(cfg: TabletopConfig) -> str:
 <mujoco model="tabletop">
   <option timestep="{cfg.timestep:.6f}" integrator="implicitfast" cone="elliptic"/>
   <visual><global offwidth="{max(cfg.image_size, 256)}" offheight="{max(cfg.image_size, 256)}"/>
-    <quality shadowsize="1024"/><headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5"/></visual>
+    <quality shadowsize="1024"/><headlight ambient="0.6 0.6 0.6" diffuse="0 0 0" specular="0 0 0"/></visual>
+  <asset><material name="matte" specular="0" shininess="0"/></asset>
+  <default><geom material="matte"/></default>
   <worldbody>
-    <light pos="0.1 -0.2 1.0" dir="-0.1 0.2 -1" diffuse="0.5 0.5 0.5" castshadow="{str(cfg.shadows).lower()}"/>
+    <!-- Matte surfaces lit 0.6 ambient + 0.4 from above: a face looking up shows its palette colour. -->
+    <light pos="0 0 1.0" dir="0 0 -1" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="{str(cfg.shadows).lower()}"/>
     <geom name="floor" type="plane" pos="0 0 -0.45" size="2 2 0.1" rgba="0.2 0.2 0.22 1"/>
     <geom name="table" type="box" pos="0 0 -0.02" size="{T + 0.01} {T + 0.01} 0.02" rgba="0.78 0.72 0.62 1"
           friction="{wood[1]} 0.005 0.0001" solref="{wood[2]} 1"/>

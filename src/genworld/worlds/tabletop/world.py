@@ -85,6 +85,10 @@ class TabletopWorld:
         self.tracker = ContactTracker(row, mass, K + 1, K + 3, {m.geom("floor").id}, cfg.timestep, cfg.min_speed, cfg.debounce)
         self.renderer = self._renderer()
         self.cam = camera_params(cfg)
+        x_ax, y_ax = np.asarray(self.cam["x_axis"]), np.asarray(self.cam["y_axis"])
+        self._cam_axes = np.stack([x_ax, y_ax, np.cross(x_ax, y_ax)])  # (3, 3) rows: camera x, y, z
+        self._cam_pos = np.asarray(self.cam["pos"])
+        self._focal = 0.5 * cfg.image_size / np.tan(np.radians(self.cam["fovy"]) / 2)  # pixels
         self.spp = cfg.audio_rate // cfg.fps
         self.synth = None
         if cfg.sound:
@@ -236,14 +240,9 @@ class TabletopWorld:
 
     def _project(self, p: np.ndarray) -> tuple[float, float]:
         """Pixel position (x right, y down) of world point `p` in the fixed camera's image."""
-        c = self.cam
-        rel = np.asarray(p) - np.asarray(c["pos"])
-        x_ax, y_ax = np.asarray(c["x_axis"]), np.asarray(c["y_axis"])
-        z_ax = np.cross(x_ax, y_ax)
-        depth = -float(rel @ z_ax)
-        f = 0.5 * self.cfg.image_size / np.tan(np.radians(c["fovy"]) / 2)
-        return (0.5 * self.cfg.image_size + f * float(rel @ x_ax) / depth,
-                0.5 * self.cfg.image_size - f * float(rel @ y_ax) / depth)
+        x, y, z = self._cam_axes @ (np.asarray(p) - self._cam_pos)  # camera frame; it looks along -z
+        half = 0.5 * self.cfg.image_size
+        return half + self._focal * x / -z, half - self._focal * y / -z
 
     # -- rewinding ---------------------------------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
