@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 WALL = -1  # the `j` of a contact with a wall
+SLOP = 0.01  # pixels: a push-apart this small does not call for another contact pass
 
 
 @dataclass
@@ -36,17 +37,25 @@ class Bodies:
                                            self.material, self.exists)))
 
 
-@dataclass(frozen=True)
-class Contact:
-    """One collision impulse during a step: body i against body j (or `WALL`)."""
+class Contacts:
+    """What touched what during one step: summed impulses, the agent's contacts, and the impacts."""
 
-    i: int
-    j: int
-    impulse: float  # magnitude of the impulse (normal and friction), mass * px/step
-    speed: float  # approach speed along the normal before the impulse, px/step
-    fraction: float  # when in the step it happened, in [0, 1)
-    normal: tuple[float, float]  # unit vector from i toward j (toward the wall for a wall contact)
-    wall_material: int = -1
+    def __init__(self, rest_speed: float) -> None:
+        self.rest_speed = rest_speed
+        self.impulse: dict[tuple[int, int], float] = {}  # (i, j) with i < j, or (i, WALL): summed impulse
+        self.agent: list[tuple[float, float, float]] = []  # (nx, ny, impulse) on body 0; n points away from it
+        self.impacts: list[tuple[int, int, float, float]] = []  # (i, j or WALL, impulse, fraction of the step)
+
+    def add(self, i: int, j: int, impulse: float, speed: float, frac: float, nx: float, ny: float) -> None:
+        """Record an impulse between bodies i < j (or i and `WALL`); (nx, ny) points from i toward j."""
+        key = (i, j)
+        self.impulse[key] = self.impulse.get(key, 0.0) + impulse
+        if i == 0:
+            self.agent.append((nx, ny, impulse))
+        elif j == 0:
+            self.agent.append((-nx, -ny, impulse))
+        if speed > self.rest_speed:  # an impact, not a resting contact: it makes a sound
+            self.impacts.append((i, j, impulse, frac))
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class Physics:
         object.__setattr__(self, "_e", np.asarray(self.restitution, float).tolist())
         object.__setattr__(self, "_mu", np.asarray(self.friction, float).tolist())
 
-    def step(self, b: Bodies, accel: np.ndarray) -> list[Contact]:
+    def step(self, b: Bodies, accel: np.ndarray) -> Contacts:
         """Advance the bodies one step (in place) with agent acceleration `accel` (2,); returns contacts.
 
         Plain Python floats: with at most a handful of discs, numpy's per-call overhead would dominate.
@@ -100,7 +109,7 @@ class Physics:
         walls = [i for i in range(n) if min(px[i], py[i], size - px[i], size - py[i]) - rad[i] < reach]
         may_cap = any(math.hypot(vx[i], vy[i]) + self.substeps * (abs(ax[i]) + abs(ay[i])) >= vmax
                       for i in range(n))
-        contacts: list[Contact] = []
+        contacts = Contacts(self.rest_speed)
         st = _State(px, py, vx, vy, rad, inv_m, mat)
         for s in range(self.substeps):
             frac = (s + 0.5) / self.substeps
@@ -114,33 +123,35 @@ class Physics:
                 px[i] += x * dt
                 py[i] += y * dt
             # Contacts: a push-apart may press a disc into a wall or a third disc, so repeat (a few
-            # passes at most) until a pass finds nothing; this keeps overlaps to a small fraction of a pixel.
+            # passes at most) until a pass moves nothing by more than SLOP; overlaps stay far below a pixel.
             for _ in range(self.passes):
                 touched = False
                 for i, j, rs2 in pairs:
                     dx, dy = px[j] - px[i], py[j] - py[i]
-                    if dx * dx + dy * dy < rs2 - 1e-9:
-                        touched = may_cap = True  # an impulse may speed a body past max_speed
+                    d2 = dx * dx + dy * dy
+                    if d2 < rs2 - 1e-9:
+                        may_cap = True  # an impulse may speed a body past max_speed
+                        touched = touched or d2 < rs2 - SLOP
                         c = self._pair(st, i, j)
                         if c is not None:
-                            contacts.append(Contact(ids[i], ids[j], c[0], c[1], frac, c[2]))
+                            contacts.add(ids[i], ids[j], c[0], c[1], frac, c[2], c[3])
                 for i in walls:
                     r = rad[i]
                     for axis, side, out in ((0, -1, r - px[i]), (1, -1, r - py[i]),
                                             (0, 1, px[i] + r - size), (1, 1, py[i] + r - size)):
                         if out > 0:
-                            touched = True
+                            touched = touched or out > SLOP
                             c = self._wall(st, i, axis, side)
                             if c is not None:
-                                contacts.append(Contact(ids[i], WALL, c[0], c[1], frac, c[2], self.wall_material))
+                                contacts.add(ids[i], WALL, c[0], c[1], frac, c[2], c[3])
                 if not touched:
                     break
         b.pos[ids, 0], b.pos[ids, 1] = px, py
         b.vel[ids, 0], b.vel[ids, 1] = vx, vy
         return contacts
 
-    def _pair(self, st: _State, i: int, j: int) -> tuple[float, float, tuple[float, float]] | None:
-        """Separate and collide discs i and j; returns (impulse, approach speed, normal) or None."""
+    def _pair(self, st: _State, i: int, j: int) -> tuple[float, float, float, float] | None:
+        """Separate and collide discs i and j; returns (impulse, approach speed, nx, ny) or None."""
         px, py, vx, vy = st.px, st.py, st.vx, st.vy
         dx, dy = px[j] - px[i], py[j] - py[i]
         dist = math.hypot(dx, dy)
@@ -167,10 +178,10 @@ class Physics:
         vy[i] -= iy * wi
         vx[j] += ix * wj
         vy[j] += iy * wj
-        return math.hypot(jn, jt), -vn, (nx, ny)
+        return math.hypot(jn, jt), -vn, nx, ny
 
-    def _wall(self, st: _State, i: int, axis: int, side: int) -> tuple[float, float, tuple[float, float]] | None:
-        """Put disc i back inside the wall (axis, side) and bounce it; returns (impulse, speed, normal) or None."""
+    def _wall(self, st: _State, i: int, axis: int, side: int) -> tuple[float, float, float, float] | None:
+        """Put disc i back inside the wall (axis, side) and bounce it; returns (impulse, speed, nx, ny) or None."""
         p, q = (st.px, st.py) if axis == 0 else (st.py, st.px)
         v, vt = (st.vx, st.vy) if axis == 0 else (st.vy, st.vx)
         r = st.rad[i]
@@ -186,8 +197,7 @@ class Physics:
         lim = self._mu[st.mat[i]][mw] * jn
         jt = min(max(-vt[i] * m, -lim), lim)
         vt[i] += jt / m
-        normal = (float(side), 0.0) if axis == 0 else (0.0, float(side))
-        return math.hypot(jn, jt), u, normal
+        return math.hypot(jn, jt), u, (float(side) if axis == 0 else 0.0), (float(side) if axis == 1 else 0.0)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from genworld.worlds.bounce.config import (
     build_spec,
     colour_material,
 )
-from genworld.worlds.bounce.physics import WALL, Bodies, Contact, Physics, pair_table
+from genworld.worlds.bounce.physics import WALL, Bodies, Physics, pair_table
 from genworld.worlds.bounce.render import Painter, visible
 from genworld.worlds.sound import MATERIALS, ImpactSynth
 
@@ -87,7 +87,8 @@ class BounceWorld:
         ang = rng.uniform(0, 2 * np.pi, n - 1)
         speed = rng.uniform(0, cfg.init_speed, n - 1)
         b.vel[1:n] = np.stack([np.cos(ang), np.sin(ang)], 1) * speed[:, None]
-        self.bodies, self.t = b, 0
+        self._bind(b)
+        self.t = 0
         self.synth.reset()
         zeros_contacts = np.zeros((k, k + 1), np.float32)
         return self._obs(np.zeros(cfg.samples_per_step, np.float32), np.zeros(N_TAXELS, np.float32),
@@ -112,54 +113,58 @@ class BounceWorld:
         """Apply `action` (a force in [-1, 1]^2, or a discrete choice); returns (o_{t+1}, 0.0, False)."""
         if self.bodies is None:
             raise RuntimeError("bounce: call reset(seed) before step(action)")
-        accel = self._accel(action)
-        contacts = self.physics.step(self.bodies, accel)
+        contacts = self.physics.step(self.bodies, self._accel(action))
         self.t += 1
         k = self.k
-        table = np.zeros((k, k + 1), np.float64)
-        ring = np.zeros(N_TAXELS, np.float64)
-        for c in contacts:
-            jj = k if c.j == WALL else c.j
-            table[c.i, jj] += c.impulse
-            if c.j != WALL:
-                table[c.j, c.i] += c.impulse
-            if c.i == 0 or c.j == 0:
-                nx, ny = c.normal if c.i == 0 else (-c.normal[0], -c.normal[1])
-                ring[int(round(math.atan2(ny, nx) / (2 * math.pi / N_TAXELS))) % N_TAXELS] += c.impulse
-            if c.speed > self.cfg.rest_speed:
-                self.synth.hit(*self._materials(c), c.impulse, c.fraction)
-        audio = self.synth.next_chunk()
-        return self._obs(audio, ring.astype(np.float32), table.astype(np.float32)), 0.0, False
+        table = np.zeros((k, k + 1), np.float32)
+        for (i, j), impulse in contacts.impulse.items():
+            if j == WALL:
+                table[i, k] = impulse
+            else:
+                table[i, j] = table[j, i] = impulse
+        ring = np.zeros(N_TAXELS, np.float32)
+        for nx, ny, impulse in contacts.agent:
+            ring[round(math.atan2(ny, nx) / (2 * math.pi / N_TAXELS)) % N_TAXELS] += impulse
+        names = self._material_names
+        for i, j, impulse, frac in contacts.impacts:
+            self.synth.hit(names[i], WALL_MATERIAL if j == WALL else names[j], impulse, frac)
+        return self._obs(self.synth.next_chunk(), ring, table), 0.0, False
 
-    def _materials(self, c: Contact) -> tuple[str, str]:
-        b = self.bodies
-        a = MATERIAL_NAMES[b.material[c.i]]
-        return a, (WALL_MATERIAL if c.j == WALL else MATERIAL_NAMES[b.material[c.j]])
-
-    def _accel(self, action: np.ndarray) -> np.ndarray:
+    def _accel(self, action: np.ndarray) -> tuple[float, float]:
+        """The agent's acceleration (px/step^2) for an action, checked."""
         act = np.asarray(action)
         if self.cfg.action_mode == "discrete":
             if act.size != 1 or not 0 <= int(act.reshape(())) < len(DISCRETE_ACTIONS):
                 raise SpecError(f"bounce: discrete action must be one int in 0..{len(DISCRETE_ACTIONS) - 1} "
                                 f"({', '.join(DISCRETE_ACTIONS)}), got {action!r}")
-            force = DISCRETE_FORCES[int(act.reshape(()))]
+            fx, fy = DISCRETE_FORCES[int(act.reshape(()))].tolist()
         else:
-            if act.shape != (2,) or not np.all(np.isfinite(act)):
+            fx, fy = act.tolist() if act.shape == (2,) else (math.nan, math.nan)
+            if not (math.isfinite(fx) and math.isfinite(fy)):
                 raise SpecError(f"bounce: continuous action must be 2 finite numbers (fx, fy), got {action!r}")
-            force = np.clip(act.astype(np.float64), -1.0, 1.0)
-        return force * self.cfg.agent_accel
+            fx, fy = min(max(fx, -1.0), 1.0), min(max(fy, -1.0), 1.0)
+        return fx * self.cfg.agent_accel, fy * self.cfg.agent_accel
+
+    def _bind(self, bodies: Bodies) -> None:
+        """Make `bodies` the world's state and cache what does not move (gt columns, material names)."""
+        self.bodies = bodies
+        self._material_names = [MATERIAL_NAMES[m] for m in bodies.material.tolist()]
+        static = np.zeros((self.k, len(GT_COLUMNS)), np.float64)
+        static[:, 4], static[:, 5], static[:, 6] = bodies.radius, bodies.mass, bodies.colour
+        static[:, 7] = static[:, 8] = bodies.exists
+        static[:, 9] = bodies.material
+        static[~bodies.exists] = 0.0
+        self._static, self._absent = static, ~bodies.exists
 
     # ---- observation ---------------------------------------------------------------------------
 
     def gt_objects(self) -> np.ndarray:
         """The (K, 10) ground-truth table of the current state (columns `GT_COLUMNS`)."""
-        b = self.bodies
-        t = np.zeros((self.k, len(GT_COLUMNS)), np.float64)
-        t[:, 0:2], t[:, 2:4] = b.pos, b.vel
-        t[:, 4], t[:, 5], t[:, 6] = b.radius, b.mass, b.colour
-        t[:, 8], t[:, 9] = b.exists, b.material
-        t[:, 7] = visible(t, self._occluder)
-        t[~b.exists] = 0.0
+        t = self._static.copy()
+        t[:, 0:2], t[:, 2:4] = self.bodies.pos, self.bodies.vel
+        t[self._absent, :4] = 0.0
+        if self._occluder is not None:
+            t[:, 7] = visible(t, self._occluder)
         return t
 
     def _obs(self, audio: np.ndarray, ring: np.ndarray, contacts: np.ndarray) -> dict[str, np.ndarray]:
@@ -192,7 +197,7 @@ class BounceWorld:
         if b.pos.shape != (self.k, 2):
             raise ValueError(f"bounce: state has {b.pos.shape[0]} bodies, this world has {self.k} "
                              f"(max_objects = {self.cfg.max_objects})")
-        self.bodies = b.copy()
+        self._bind(b.copy())
         self.synth.set_state(state["synth"])
         self.t = int(state["t"])
 
@@ -208,7 +213,7 @@ class BounceWorld:
         return make_policy(name, rng, self.cfg)
 
     def close(self) -> None:
-        self.bodies = None
+        self.bodies = None  # type: ignore[assignment]
 
 
 def state_from_gt(gt_objects: np.ndarray, k: int | None = None, n_modes: int = 0) -> dict[str, Any]:
