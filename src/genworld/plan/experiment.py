@@ -62,6 +62,8 @@ def world_like(name: str, config: dict | None = None):  # -> World
     scalar = (int, float, bool, str, type(None))
     over = {k: v for k, v in config.items()
             if k in default and isinstance(v, scalar) and isinstance(default[k], scalar) and v != default[k]}
+    if config.get("occluder") and not default.get("occluder"):
+        over["occluder"] = True  # bounce's spec.config holds the occluder's rectangle, its config a bool
     if not over:
         return world
     world.close()
