@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from genworld.serve.player import Player, PlayerConfig
@@ -72,6 +72,10 @@ def create_app(source: Source, cfg: ServeConfig | None = None) -> FastAPI:
     async def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
+    @app.get("/favicon.ico")
+    async def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.get("/api/info")
     async def info() -> JSONResponse:
         return JSONResponse({"world": source.spec.to_json(), "sessions": len(active), "limits": limits,
@@ -120,6 +124,7 @@ def create_app(source: Source, cfg: ServeConfig | None = None) -> FastAPI:
 async def _serve(ws: WebSocket, player: Player, cfg: ServeConfig, fps: float) -> None:
     """Run the stepper and the receiver until the client leaves, idles out, or the session fails."""
     send_lock = asyncio.Lock()
+    background: list[asyncio.Task] = []
 
     async def send(data: bytes | dict[str, Any]) -> None:
         async with send_lock:
@@ -168,14 +173,23 @@ async def _serve(ws: WebSocket, player: Player, cfg: ServeConfig, fps: float) ->
                     act = player.amap.parse(msg) if len(msg) > 1 + ("id" in msg) else None
                     await send(await asyncio.to_thread(player.tick, act))
                     continue
-                t0 = time.perf_counter()
-                reply = await asyncio.to_thread(player.handle, msg)
-                if reply is not None:
-                    reply["ms"] = round((time.perf_counter() - t0) * 1e3, 2)
-                    await send(reply | ({"id": msg["id"]} if "id" in msg else {}))
+                if msg["type"] == "record_stop":  # encoding takes a while: keep reading messages meanwhile
+                    background.append(asyncio.create_task(handle(msg)))
+                else:
+                    await handle(msg)
             except ProtocolError as e:
-                await send({"type": "error", "error": str(e), "of": msg.get("type")}
-                           | ({"id": msg["id"]} if "id" in msg else {}))
+                await send(_error(e, msg))
+
+    async def handle(msg: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            reply = await asyncio.to_thread(player.handle, msg)
+        except ProtocolError as e:
+            await send(_error(e, msg))
+            return
+        if reply is not None:
+            reply["ms"] = round((time.perf_counter() - t0) * 1e3, 2)
+            await send(reply | ({"id": msg["id"]} if "id" in msg else {}))
 
     tasks = [asyncio.create_task(stepper()), asyncio.create_task(receiver())]
     try:
@@ -195,4 +209,8 @@ async def _serve(ws: WebSocket, player: Player, cfg: ServeConfig, fps: float) ->
     finally:
         for t in tasks:
             t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *background, return_exceptions=True)  # let recordings finish writing
+
+
+def _error(e: ProtocolError, msg: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "error", "error": str(e), "of": msg.get("type")} | ({"id": msg["id"]} if "id" in msg else {})

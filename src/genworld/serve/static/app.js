@@ -59,10 +59,24 @@ function onHello(h) {
   if (!h.action.discrete && h.action.shape[0] >= 2) { $("stick").hidden = false; }
   $("btn-reality").disabled = !h.reality.available;
   $("btn-reality").title = h.reality.available ? "show the true world beside the model" : h.reality.reason;
-  const keys = Object.entries(h.keys).map(([k, v]) => `${k.replace("Key", "").replace("Arrow", "")}→${v}`);
-  $("keys").textContent = `${h.world} at ${h.fps} fps. Keys: ${keys.join(" ")} · space pause · R reset · B save · V back`;
+  $("keys").textContent = `${h.world} at ${h.fps} fps · ${keyHelp(h.keys)} · space pause · R reset · B save · V back`;
   setStatus("live", "live");
   setInterval(() => send({ type: "ping", t: performance.now() }), 1000);
+}
+
+function keyHelp(bindings) {  // "↑/W up · ↓/S down · … · 1-9 choice by number"
+  const arrows = { ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
+  const words = { "0,-1": "up", "0,1": "down", "-1,0": "left", "1,0": "right" };
+  const groups = new Map();
+  let digits = 0;
+  for (const [k, v] of Object.entries(bindings)) {
+    if (k.startsWith("Digit")) { digits++; continue; }
+    const what = Array.isArray(v) ? words[v.join()] || v.join() : v;
+    groups.set(what, [...(groups.get(what) || []), arrows[k] || k.replace("Key", "")]);
+  }
+  const parts = [...groups].map(([what, ks]) => `${ks.join("/")} ${what}`);
+  if (digits) parts.push(`1-${digits} action by number`);
+  return parts.join(" · ");
 }
 
 // ---------- one step ----------
