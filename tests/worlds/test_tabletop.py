@@ -161,7 +161,7 @@ def test_gl_failure_names_the_packages_to_install() -> None:
     assert "libegl1 libegl-mesa0 libgl1-mesa-dri" in p.stderr and "MUJOCO_GL" in p.stderr
 
 
-def test_gt_image_positions_land_on_the_objects_colours(world) -> None:
+def test_gt_image_positions_and_masks_land_on_the_objects(world) -> None:
     obs = world.reset(seed=3)
     palette = np.array(world.spec.config["palette"], float)
     frame = obs["observation.images.top"].astype(float)
@@ -174,6 +174,13 @@ def test_gt_image_positions_land_on_the_objects_colours(world) -> None:
             assert err < 60, (row[cols["colour_id"]], frame[v, u])
             seen += 1
     assert seen >= 3  # the fingertip and at least two objects
+    seg = obs["gt.segmentation"]
+    for r, row in enumerate(obs["gt.bodies"]):
+        mask = seg == r + 1
+        if row[cols["exists"]] > 0:  # the mask sits around the body's image position
+            assert mask[int(row[cols["v"]]), int(row[cols["u"]])] and mask.sum() >= 4
+        else:
+            assert not mask.any()
 
 
 def test_backs_a_sim_session() -> None:

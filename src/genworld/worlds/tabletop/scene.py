@@ -75,6 +75,7 @@ class TabletopConfig:
     debounce: int = 4  # sub-steps apart before a touch counts as a new contact
     impulse_ref: float = 0.05  # N*s that rings a mode at the synth's reference loudness
     shadows: bool = False  # shadows make frames 5x slower to render on a CPU
+    segmentation: bool = True  # gt.segmentation: a second render pass per step, for object masks
     palette: tuple[tuple[int, int, int], ...] = field(default=())  # filled from objects
 
     def __post_init__(self) -> None:

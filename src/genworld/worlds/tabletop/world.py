@@ -84,6 +84,10 @@ class TabletopWorld:
         mass.update({g: np.inf for g in row if g not in mass})
         self.tracker = ContactTracker(row, mass, K + 1, K + 3, {m.geom("floor").id}, cfg.timestep, cfg.min_speed, cfg.debounce)
         self.renderer = self._renderer()
+        self.seg_renderer = None
+        self._seg_label = np.zeros(m.ngeom + 1, np.uint8)  # geom id -> label; index -1 (no geom) -> 0
+        self._seg_label[self.finger_geom] = 1
+        self._seg_label[self.obj_geoms] = np.arange(2, K + 2)
         self.cam = camera_params(cfg)
         x_ax, y_ax = np.asarray(self.cam["x_axis"]), np.asarray(self.cam["y_axis"])
         self._cam_axes = np.stack([x_ax, y_ax, np.cross(x_ax, y_ax)])  # (3, 3) rows: camera x, y, z
@@ -131,6 +135,9 @@ class TabletopWorld:
             Modality("gt.finger_contact", "gt", (), fps,
                      description="1 when MuJoCo reported a fingertip contact with positive normal force"),
         ]
+        if cfg.segmentation:
+            mods.append(Modality("gt.segmentation", "gt", (S, S), fps, dtype="uint8",
+                                 description="per pixel: 0 scene, 1 + row of gt.bodies (1 fingertip, 2.. objects)"))
         if cfg.sound:
             mods.insert(2, Modality("observation.audio.contact", "audio", (self.spp,), cfg.audio_rate,
                                     low=-1.0, high=1.0, description="modal impact sound of new contacts"))
@@ -205,6 +212,7 @@ class TabletopWorld:
         self.renderer.update_scene(d, "top")
         obs = {
             "observation.images.top": self.renderer.render().copy(),
+            **self._segmentation(),
             "observation.tactile.finger": touch.astype(np.float32),
             "observation.state": np.array([d.qpos[0], d.qpos[1], d.qvel[0], d.qvel[1]], np.float32),
             "gt.bodies": self._bodies(),
@@ -220,6 +228,19 @@ class TabletopWorld:
                                ev.impulse, at_fraction=ev.t / step_s)
             obs["observation.audio.contact"] = self.synth.next_chunk()
         return obs
+
+    def _segmentation(self) -> dict[str, np.ndarray]:
+        """`gt.segmentation`: which body each pixel shows (0 scene, 1 fingertip, 2.. the objects)."""
+        if not self.cfg.segmentation:
+            return {}
+        if self.seg_renderer is None:  # its own renderer: switching one back and forth costs more
+            self.seg_renderer = self._renderer()
+            self.seg_renderer.enable_segmentation_rendering()
+        self.seg_renderer.update_scene(self.data, "top")
+        ids = self.seg_renderer.render()  # (H, W, 2): object id, object type
+        is_geom = ids[..., 1] == int(self.mj.mjtObj.mjOBJ_GEOM)  # an int: comparing with the enum is slow
+        label = self._seg_label[np.where(is_geom, ids[..., 0], -1)]
+        return {"gt.segmentation": label}
 
     def _bodies(self) -> np.ndarray:
         mj, m, d, cfg = self.mj, self.model, self.data, self.cfg
@@ -310,9 +331,10 @@ class TabletopWorld:
         return make_policy(name, rng, self.K)
 
     def close(self) -> None:
-        if getattr(self, "renderer", None) is not None:
-            self.renderer.close()
-            self.renderer = None
+        for name in ("renderer", "seg_renderer"):
+            if getattr(self, name, None) is not None:
+                getattr(self, name).close()
+                setattr(self, name, None)
 
     def __deepcopy__(self, memo: dict) -> TabletopWorld:
         # A GL context cannot be copied: build a fresh world and move it to this one's state.
