@@ -40,13 +40,13 @@ class PlanRunConfig:
 
 def load_model(run_dir: str):  # -> WorldSession
     """The learned model of a run, as a Session (`genworld.rollout.session.WorldSession`)."""
+    if not Path(run_dir).is_dir():
+        raise FileNotFoundError(f"run directory {run_dir!r} not found (train one with `genworld train`)")
     try:
         from genworld.rollout.session import WorldSession
     except ImportError as e:
         raise RuntimeError("planning in a model needs genworld.rollout.session.WorldSession, which this "
                            "install lacks; plan in the simulator only with --world NAME and no --run") from e
-    if not Path(run_dir).is_dir():
-        raise FileNotFoundError(f"run directory {run_dir!r} not found (train one with `genworld train`)")
     return WorldSession.load(run_dir)
 
 

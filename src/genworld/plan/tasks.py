@@ -67,6 +67,7 @@ class BounceTask:
     def setup(self, world: World, seed: int) -> Episode:
         """Reset `world` with `seed` and choose the object (and target) of this episode."""
         self.check_world(world)
+        palette = world.spec.config["palette"]
         rng = np.random.default_rng(seed + 7919)
         obs = world.reset(seed)
         gt = obs["gt.objects"]
@@ -75,8 +76,9 @@ class BounceTask:
         if not rows:
             raise TaskError(f"bounce episode seed {seed}: no visible object to act on")
         k = int(rng.choice(rows))
+        info = {"colour": tuple(palette[int(gt[k, COLOUR])])}
         if self.name == "touch":
-            return Episode(seed, k, gt[k, :2].copy(), 0.0, obs)
+            return Episode(seed, k, gt[k, :2].copy(), 0.0, obs, info)
         occ = world.spec.config.get("occluder")
         margin = float(gt[k, R]) + 2.0
         for _ in range(200):
@@ -87,7 +89,7 @@ class BounceTask:
             if inside and not (occ and occ[0] - margin <= tgt[0] <= occ[2] + margin
                                and occ[1] - margin <= tgt[1] <= occ[3] + margin):
                 break
-        return Episode(seed, k, tgt.astype(np.float32), self.region * size, obs)
+        return Episode(seed, k, tgt.astype(np.float32), self.region * size, obs, info)
 
     def cost(self, world: World, ep: Episode, obs: dict[str, np.ndarray]) -> StepCost:
         """The planning cost from the current real observation `obs` (its frame, not its ground truth)."""
@@ -136,7 +138,8 @@ class BounceTask:
         else:
             centre, rad = ep.target, ep.radius
         d = np.hypot(xx - centre[0], yy - centre[1])
-        out[np.abs(d - rad) < 0.6] = (255, 255, 255)
+        colour = ep.info.get("colour", (255, 255, 255))  # the chosen object's colour: which goes where
+        out[np.abs(d - rad) < 0.6] = colour
         return out
 
 
