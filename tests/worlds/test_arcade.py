@@ -123,3 +123,21 @@ def test_rom_names_and_errors(pong) -> None:
         make_world("arcade:Pong", audio_rate=16000)
     with pytest.raises(ValueError, match="unknown policy"):
         pong.policy("smart", np.random.default_rng(0))
+
+
+def test_copies_and_sim_session(pong) -> None:
+    import copy
+
+    from genworld.rollout.sim import SimSession
+
+    obs = pong.reset(seed=5)
+    for _ in range(10):
+        obs, _, _ = pong.step(np.int64(2))
+    twin = copy.deepcopy(pong)
+    for a in [1, 2, 3, 3, 2]:
+        x, y = pong.step(np.int64(a))[0], twin.step(np.int64(a))[0]
+        np.testing.assert_array_equal(x["gt.ram"], y["gt.ram"])
+    session = SimSession("arcade:Pong", batch_size=2)
+    out = session.step(np.array([0, 1]))
+    assert out["observation.images.screen"].shape == (2, 64, 64, 3) and out["next.reward"].shape == (2,)
+    session.close()

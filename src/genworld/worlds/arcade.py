@@ -218,7 +218,13 @@ class ArcadeWorld:
         raise ValueError(f"arcade:{self.cfg.game}: unknown policy {name!r}; choose random or sticky")
 
     def close(self) -> None:
-        del self.ale
+        self.ale = None
+
+    def __deepcopy__(self, memo: dict) -> ArcadeWorld:
+        # The emulator cannot be copied: load the game afresh and move it to this one's state.
+        other = ArcadeWorld(self.cfg)
+        other.set_state(self.get_state())
+        return other
 
 
 def make_arcade_world(arg: str | None, **overrides: Any) -> ArcadeWorld:

@@ -101,6 +101,7 @@ class TabletopWorld:
             self.synth = ImpactSynth(cfg.audio_rate, self.spp, materials=sorted(set(self.material_of_geom.values())),
                                      impulse_ref=cfg.impulse_ref)
         self.active = np.zeros(K, bool)
+        self.last_impacts: list = []  # the impacts of the last step (ContactTracker.Impact), for tests
         self.spec = self._spec()
         self._obs: dict[str, np.ndarray] | None = None
 
