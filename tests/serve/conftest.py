@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -113,3 +115,35 @@ def reality_source() -> Source:
 def toy_cls() -> type[ToyWorld]:
     """The toy world's class (test modules cannot import conftest under --import-mode=importlib)."""
     return ToyWorld
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A real run directory: the tiny preset trained for a few steps on bounce episodes (about 15 s).
+
+    Play speed and the protocol do not depend on how well the model is trained.
+    """
+    pytest.importorskip("genworld.worlds.bounce", reason="the bounce world is not in this checkout")
+    from genworld.train.config import tiny
+    from genworld.train.data import from_episodes
+    from genworld.train.distributed import DistInfo
+    from genworld.train.run import train_run
+    from genworld.worlds.base import make_world
+
+    world = make_world("bounce")
+    rng = np.random.default_rng(0)
+    episodes = []
+    for e in range(5):
+        policy, obs, rows = world.policy("random", rng), world.reset(e), []
+        for _ in range(12):
+            a = policy(obs)
+            nxt, r, d = world.step(a)
+            rows.append({**obs, "action": a, "next.reward": np.float32(r), "next.done": np.bool_(d)})
+            obs = nxt
+        episodes.append({k: np.stack([row[k] for row in rows]) for k in rows[0]})
+    cfg = tiny(world.spec)
+    t = cfg.train
+    t.tok_steps, t.dyn_steps, t.val_episodes, t.batch_size, t.tok_batch_size, t.val_every = 2, 2, 1, 2, 4, 10**6
+    run = tmp_path_factory.mktemp("tiny-run")
+    train_run(cfg, from_episodes(world.spec, episodes), run, False, DistInfo(), progress=False)
+    return run

@@ -154,12 +154,11 @@ class Source:
             raise FileNotFoundError(f"--run {run}: no such run directory (train one with `genworld train`)")
         first = WorldSession.load(run)
         spec: WorldSpec = first.spec
-        spare = [first]
 
-        def make() -> Session:
-            return spare.pop() if spare else WorldSession.load(run)
+        def make() -> Session:  # sessions share the model (read-only at inference); each has its own cache
+            return WorldSession(first.model, first.device, first.temperature, first.top_k)
 
-        c = int(cfg.context or getattr(first, "context_length", None) or _config_context(run) or DEFAULT_CONTEXT)
+        c = int(cfg.context or _config_context(run) or min(DEFAULT_CONTEXT, first.window))
         has_gt = True
         if cfg.data:
             from genworld.data import Dataset
@@ -174,7 +173,10 @@ class Source:
             path = run / "contexts.safetensors"
             if not path.exists():
                 raise FileNotFoundError(f"{run}: no stored contexts ({path.name}); pass --data DIR")
-            contexts = [Context(s, f"stored context {i}") for i, s in enumerate(load_stored_contexts(path, spec))]
+            stored = load_stored_contexts(path, spec)
+            c = min(c, min(next(iter(s.values())).shape[1] for s in stored))
+            contexts = [Context({k: v[:, :c] for k, v in s.items()}, f"stored context {i}, first {c} steps")
+                        for i, s in enumerate(stored)]
             n = len(contexts)
             has_gt = any(k.startswith("gt.") for k in contexts[0].steps)
         reason = ""
