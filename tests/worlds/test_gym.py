@@ -57,6 +57,14 @@ def test_pendulum_box_actions_are_clipped_to_bounds() -> None:
     np.testing.assert_array_equal(a["observation.state"], b["observation.state"])
 
 
+def test_string_overrides_from_the_command_line() -> None:
+    w = make_world("gym:CartPole-v1", image_size="48", make_kwargs='{"sutton_barto_reward": true}')
+    assert w.spec["observation.images.render"].shape == (48, 48, 3)
+    assert w.env.unwrapped._sutton_barto_reward is True
+    with pytest.raises(ValueError, match="unknown config keys"):
+        make_world("gym:CartPole-v1", size=3)
+
+
 def test_same_seed_same_data() -> None:
     a = rollout(make_world("gym:Pendulum-v1"), seed=5, steps=12)
     b = rollout(make_world("gym:Pendulum-v1"), seed=5, steps=12)

@@ -151,6 +151,18 @@ def test_bad_input_is_named(world) -> None:
         make_world("tabletop:big")
     with pytest.raises(ValueError, match="n_objects"):
         make_world("tabletop", n_objects=(3, 9))
+    with pytest.raises(ValueError, match="unknown config keys \\['colour'\\]"):
+        make_world("tabletop", colour="red")
+
+
+def test_string_overrides_from_the_command_line() -> None:
+    w = make_world("tabletop", image_size="32", n_objects="3,4", sound="false", segmentation="no")
+    assert (w.cfg.image_size, w.cfg.n_objects, w.cfg.sound) == (32, (3, 4), False)
+    assert "observation.audio.contact" not in w.spec and "gt.segmentation" not in w.spec
+    obs = w.reset(seed=0)
+    assert obs["observation.images.top"].shape == (32, 32, 3) and (obs["gt.bodies"][1:, 16] > 0).sum() >= 3
+    with pytest.raises(ValueError, match="image_size: cannot read 'big'"):
+        make_world("tabletop", image_size="big")
 
 
 def test_gl_failure_names_the_packages_to_install() -> None:

@@ -29,7 +29,7 @@ import numpy as np
 
 from genworld.spec import Modality, WorldSpec
 from genworld.worlds.base import MissingExtraError, Policy, register_world
-from genworld.worlds.gym import RandomPolicy, StickyPolicy, resize_frame
+from genworld.worlds.gym import RandomPolicy, StickyPolicy, config_from_overrides, resize_frame
 
 ALE_FPS = 60
 ALE_SAMPLES_PER_FRAME = 512
@@ -229,7 +229,8 @@ class ArcadeWorld:
 
 def make_arcade_world(arg: str | None, **overrides: Any) -> ArcadeWorld:
     """Factory for `arcade:<Game>`: `make_world("arcade:Pong", frameskip=4)`."""
-    return ArcadeWorld(ArcadeConfig(game=arg or ArcadeConfig.game, **overrides))
+    game = arg or ArcadeConfig.game
+    return ArcadeWorld(config_from_overrides(ArcadeConfig, {**overrides, "game": game}, f"arcade:{game}"))
 
 
 register_world("arcade", make_arcade_world, "Atari 2600 games via ale-py with their own sound (arcade:<Game>)",

@@ -7,17 +7,21 @@ Box -> a continuous vector with its bounds), its vector observation (if it has o
 `truncated` the world is absorbing: further steps repeat the last observation with reward 0 and
 done True, so a collector that keeps stepping never drives Gymnasium into undefined behaviour.
 
-This module also holds the helpers that `arcade` shares: `resize_frame`, and the `random` and
-`sticky` exploration policies over a discrete or box action.
+This module also holds the helpers that `arcade` and `tabletop` share: `config_from_overrides`
+(keyword overrides, strings from `--set key=value` included, into a typed config), `resize_frame`,
+and the `random` and `sticky` exploration policies over a discrete or box action.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import json
 import os
+import typing
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -34,6 +38,47 @@ KNOWN_ACTION_NAMES: dict[str, tuple[str, ...]] = {
     "CliffWalking": ("up", "right", "down", "left"),
 }
 MAX_STATE_DIM = 4096  # a flat observation larger than this is an image or worse, not a state vector
+
+
+C = TypeVar("C")
+
+
+def _convert(value: Any, hint: Any, where: str) -> Any:
+    """`value` as type `hint` when it is a string (from the command line); otherwise unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint):
+        if text.lower() in ("none", "null", ""):
+            return None
+        hint = args[0] if len(args) == 1 else hint
+    origin = typing.get_origin(hint) or hint
+    try:
+        if origin is bool:
+            if text.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(text)
+            return text.lower() in ("1", "true", "yes", "on")
+        if origin in (int, float):
+            return origin(text)
+        if origin in (tuple, list, dict):
+            parsed = json.loads(text.replace("(", "[").replace(")", "]")) if text[:1] in "[({" else [
+                float(x) if "." in x else int(x) for x in text.split(",")]
+            return origin(parsed) if origin is not dict else parsed
+    except (ValueError, json.JSONDecodeError) as e:
+        raise ValueError(f"{where}: cannot read {value!r} as {hint}") from e
+    return value
+
+
+def config_from_overrides(cls: type[C], overrides: dict[str, Any], where: str) -> C:
+    """Build dataclass `cls` from keyword overrides; strings (from `--set key=value`) are converted to
+    the field's type, and an unknown key is an error that lists the known ones."""
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"{where}: unknown config keys {unknown}; known: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    return cls(**{k: _convert(v, hints[k], f"{where}, {k}") for k, v in overrides.items()})
 
 
 def resize_frame(frame: np.ndarray, size: int) -> np.ndarray:
@@ -239,7 +284,7 @@ def make_gym_world(arg: str | None, **overrides: Any) -> GymWorld:
     """Factory for `gym:<env-id>`: `make_world("gym:Pendulum-v1", image_size=64)`."""
     if not arg:
         raise ValueError("the gym world needs an env id: gym:<env-id>, for example gym:CartPole-v1")
-    return GymWorld(GymConfig(env_id=arg, **overrides))
+    return GymWorld(config_from_overrides(GymConfig, {**overrides, "env_id": arg}, f"gym:{arg}"))
 
 
 register_world("gym", make_gym_world, "any Gymnasium env that renders rgb_array (gym:<env-id>)",

@@ -4,6 +4,7 @@ Importing this package registers the world; MuJoCo itself is imported only when 
 
     from genworld.worlds import make_world
     world = make_world("tabletop", image_size=64, n_objects=(2, 4))
+    world = make_world("tabletop", image_size="96", n_objects="3,4")   # strings from `--set key=value`
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from genworld.worlds.base import World, register_world
 
 def make_tabletop(arg: str | None, **overrides: Any) -> World:
     """Factory for `tabletop` (no suffix); keyword overrides are `TabletopConfig` fields."""
+    from genworld.worlds.gym import config_from_overrides
     from genworld.worlds.tabletop.scene import TabletopConfig
     from genworld.worlds.tabletop.world import TabletopWorld
 
     if arg:
         raise ValueError(f"tabletop takes no ':{arg}' suffix; configure it with keyword overrides instead")
-    return TabletopWorld(TabletopConfig(**overrides))
+    return TabletopWorld(config_from_overrides(TabletopConfig, overrides, "tabletop"))
 
 
 register_world("tabletop", make_tabletop, "MuJoCo fingertip pushing blocks and balls: touch grid, contact sound",

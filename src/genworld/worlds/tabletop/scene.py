@@ -8,7 +8,7 @@ episode does not use are parked on the floor under the table, out of the camera'
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -76,7 +76,6 @@ class TabletopConfig:
     impulse_ref: float = 0.05  # N*s that rings a mode at the synth's reference loudness
     shadows: bool = False  # shadows make frames 5x slower to render on a CPU
     segmentation: bool = True  # gt.segmentation: a second render pass per step, for object masks
-    palette: tuple[tuple[int, int, int], ...] = field(default=())  # filled from objects
 
     def __post_init__(self) -> None:
         self.n_objects = (int(self.n_objects[0]), int(self.n_objects[1]))
@@ -89,7 +88,11 @@ class TabletopConfig:
             if o.material not in MATERIALS or o.shape not in ("block", "ball"):
                 raise ValueError(f"tabletop: object {o.name!r} has material {o.material!r} / shape {o.shape!r}; "
                                  f"materials {list(MATERIALS)}, shapes {list(SHAPE_IDS)}")
-        self.palette = tuple(o.rgb for o in self.objects)
+
+    @property
+    def palette(self) -> tuple[tuple[int, int, int], ...]:
+        """RGB of each object, by index (the colour_id of gt.bodies)."""
+        return tuple(o.rgb for o in self.objects)
 
     @property
     def timestep(self) -> float:
