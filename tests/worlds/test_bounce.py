@@ -84,6 +84,29 @@ def test_energy_does_not_grow_without_actions_when_elastic_and_frictionless() ->
     assert min(energies) > 0.5 * e0  # elastic: only the speed limit may take energy out
 
 
+@pytest.mark.parametrize("restitution", [1.0, None])
+def test_free_collisions_conserve_momentum(restitution: float | None) -> None:
+    world = make_world("bounce", n_objects=2, drag=0.0, friction=0.0, restitution=restitution)
+    world.reset(0)
+    world.set_state(world.state_from_gt(table(world, [
+        (5, 5, 0, 0, 5, 2, 0, 4), (20, 34, 4.5, 0.4, 4, 0.6, 1, 0), (40, 32, -2.0, 0, 6, 2.9, 6, 1)])))
+    b = world.bodies
+    assert 4.5 > world.cfg.max_speed  # objects are not held to the agent's top speed
+    p0, e0 = (b.mass[1:3, None] * b.vel[1:3]).sum(0), kinetic(world)
+    for _ in range(8):
+        obs, _, _ = world.step(ZERO)
+        if obs["gt.contacts"][1, 2] > 0:
+            break
+        assert b.vel[1, 0] == pytest.approx(4.5)
+    else:
+        pytest.fail("the two objects never met")
+    np.testing.assert_allclose((b.mass[1:3, None] * b.vel[1:3]).sum(0), p0, atol=1e-9)
+    if restitution == 1.0:
+        assert kinetic(world) == pytest.approx(e0, rel=1e-9)
+    else:
+        assert kinetic(world) < e0
+
+
 def test_discs_never_overlap_nor_leave_the_arena() -> None:
     world = make_world("bounce", n_objects=5)
     for seed in (0, 1):

@@ -68,7 +68,8 @@ class BounceConfig:
     gravity: float = 0.0  # pixels/step^2 pulling +y (down); > 0 is the side-view variant
     occluder: bool = False  # a grey bar drawn over the middle of the arena
     action_mode: str = "continuous"  # or "discrete": 9 keyboard directions
-    max_speed: float = 4.0  # pixels/step; no body moves faster
+    max_speed: float = 4.0  # pixels/step: the agent's top speed (its motor cannot push it faster)
+    speed_limit: float = 10.0  # pixels/step: a safety cap for every body, far above usual speeds
     agent_accel: float = 0.6  # pixels/step^2 of the agent at |action| = 1
     agent_radius: float = 5.0
     agent_mass: float = 2.0
@@ -101,6 +102,11 @@ class BounceConfig:
             raise bad("friction", "must be >= 0 (or None for per-material values)")
         if not 0 <= self.drag < 1:
             raise bad("drag", "must be within [0, 1)")
+        if not 0 < self.max_speed <= self.speed_limit:
+            raise bad("max_speed", f"must be > 0 and <= speed_limit ({self.speed_limit})")
+        if self.speed_limit > self.substeps * self.min_radius:
+            raise bad("speed_limit", f"a disc would cross more than its radius in a sub-step; raise substeps "
+                      f"or keep speed_limit <= substeps * min_radius ({self.substeps * self.min_radius})")
         if not 0 < self.min_radius <= self.max_radius:
             raise bad("min_radius", f"must be > 0 and <= max_radius ({self.max_radius})")
         space = 4 * (self.max_radius + 1) ** 2 * (self.max_objects + 1)

@@ -66,12 +66,13 @@ class Physics:
     substeps: int
     gravity: float
     drag: float
-    max_speed: float
+    max_speed: float  # the agent's top speed (its motor's limit)
+    speed_limit: float  # no body moves faster: a safety cap far above usual speeds
     rest_speed: float
     restitution: np.ndarray  # (n_materials, n_materials)
     friction: np.ndarray  # (n_materials, n_materials)
     wall_material: int
-    passes: int = 4  # contact passes per sub-step
+    passes: int = 10  # contact passes per sub-step at most (they stop as soon as nothing moves)
 
     def __post_init__(self) -> None:
         # nested lists: indexing them with Python ints is several times faster than indexing numpy
@@ -96,10 +97,13 @@ class Physics:
             ax[0] += float(accel[0]) * dt
             ay[0] += float(accel[1]) * dt
         keep = (1.0 - self.drag) ** dt
-        size, vmax = self.size, self.max_speed
-        # Broad phase, once per step: no body travels more than max_speed in a step, so only pairs and
+        size, vlim = self.size, self.speed_limit
+        cap = [vlim] * n  # the agent's motor holds it to max_speed; objects only meet the safety limit
+        if n and ids[0] == 0:
+            cap[0] = min(self.max_speed, vlim)
+        # Broad phase, once per step: no body travels more than speed_limit in a step, so only pairs and
         # walls closer than that can touch; the sub-steps test those alone.
-        reach = vmax + 0.5  # + room for the push-apart of overlaps
+        reach = vlim + 0.5  # + room for the push-apart of overlaps
         pairs = []
         for i in range(n):
             for j in range(i + 1, n):
@@ -107,7 +111,7 @@ class Physics:
                 if math.hypot(px[j] - px[i], py[j] - py[i]) - rs < 2 * reach:
                     pairs.append((i, j, rs * rs))
         walls = [i for i in range(n) if min(px[i], py[i], size - px[i], size - py[i]) - rad[i] < reach]
-        may_cap = any(math.hypot(vx[i], vy[i]) + self.substeps * (abs(ax[i]) + abs(ay[i])) >= vmax
+        may_cap = any(math.hypot(vx[i], vy[i]) + self.substeps * (abs(ax[i]) + abs(ay[i])) >= cap[i]
                       for i in range(n))
         contacts = Contacts(self.rest_speed)
         st = _State(px, py, vx, vy, rad, inv_m, mat)
@@ -117,8 +121,8 @@ class Physics:
                 x, y = (vx[i] + ax[i]) * keep, (vy[i] + ay[i]) * keep
                 if may_cap:
                     sp = math.hypot(x, y)
-                    if sp > vmax:
-                        x, y = x * vmax / sp, y * vmax / sp
+                    if sp > cap[i]:
+                        x, y = x * cap[i] / sp, y * cap[i] / sp
                 vx[i], vy[i] = x, y
                 px[i] += x * dt
                 py[i] += y * dt
@@ -130,7 +134,7 @@ class Physics:
                     dx, dy = px[j] - px[i], py[j] - py[i]
                     d2 = dx * dx + dy * dy
                     if d2 < rs2 - 1e-9:
-                        may_cap = True  # an impulse may speed a body past max_speed
+                        may_cap = True  # an impulse may speed a body past its cap
                         touched = touched or d2 < rs2 - SLOP
                         c = self._pair(st, i, j)
                         if c is not None:

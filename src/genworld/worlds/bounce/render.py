@@ -61,13 +61,14 @@ class Painter:
         # Label image (0 background, 1 + row): a later row is drawn over an earlier one.
         label = np.zeros((size, size), np.uint8)  # (S, S)
         centres = _centres(size)
-        for k, (x, y, r) in enumerate(xyr.tolist(), start=1):
+        dx2 = (centres[None, :] - xyr[:, :1]) ** 2  # (n, S) squared distance of each column centre
+        dy2 = (centres[None, :] - xyr[:, 1:2]) ** 2  # (n, S) ... and of each row centre
+        for k, (x, y, r) in enumerate(xyr.tolist()):
             c0, c1 = max(int(x - r), 0), min(int(x + r) + 1, size)
             r0, r1 = max(int(y - r), 0), min(int(y + r) + 1, size)
             if c0 < c1 and r0 < r1:
-                dx2 = (centres[c0:c1] - x) ** 2  # (w,)
-                dy2 = (centres[r0:r1] - y) ** 2  # (h,)
-                label[r0:r1, c0:c1][dy2[:, None] + dx2[None, :] <= r * r] = k
+                inside = dy2[k, r0:r1, None] + dx2[k, None, c0:c1] <= r * r  # (h, w)
+                label[r0:r1, c0:c1][inside] = k + 1
         lut = np.empty((len(rows) + 1, 3), np.uint8)  # colour of each label
         lut[0] = self.background
         lut[1:] = self.palette[rows[:, COLOUR].astype(np.int64)]

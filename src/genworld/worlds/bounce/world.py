@@ -50,7 +50,7 @@ class BounceWorld:
         mats = [MATERIALS[n] for n in MATERIAL_NAMES]
         self.physics = Physics(
             size=float(cfg.image_size), substeps=cfg.substeps, gravity=cfg.gravity, drag=cfg.drag,
-            max_speed=cfg.max_speed, rest_speed=cfg.rest_speed,
+            max_speed=cfg.max_speed, speed_limit=cfg.speed_limit, rest_speed=cfg.rest_speed,
             restitution=pair_table(np.array([m.restitution for m in mats]), cfg.restitution, "min"),
             friction=pair_table(np.array([m.friction for m in mats]), cfg.friction, "geo"),
             wall_material=MATERIAL_NAMES.index(WALL_MATERIAL),
