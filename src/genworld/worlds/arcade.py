@@ -210,12 +210,14 @@ class ArcadeWorld:
         self.ale.restoreState(ale_state)
 
     def policy(self, name: str, rng: np.random.Generator) -> Policy:
-        """`random` (uniform over the minimal action set) or `sticky` (sticky-random)."""
+        """`random` (uniform over the minimal action set), `sticky` (sticky-random) or `mixed` (either)."""
+        if name == "mixed":  # one of the two per episode
+            name = "random" if rng.random() < 0.5 else "sticky"
         if name == "random":
             return RandomPolicy(rng, n=len(self.actions))
         if name == "sticky":
             return StickyPolicy(rng, repeat=self.cfg.sticky_repeat, n=len(self.actions))
-        raise ValueError(f"arcade:{self.cfg.game}: unknown policy {name!r}; choose random or sticky")
+        raise ValueError(f"arcade:{self.cfg.game}: unknown policy {name!r}; choose random, sticky or mixed")
 
     def close(self) -> None:
         self.ale = None
@@ -234,4 +236,4 @@ def make_arcade_world(arg: str | None, **overrides: Any) -> ArcadeWorld:
 
 
 register_world("arcade", make_arcade_world, "Atari 2600 games via ale-py with their own sound (arcade:<Game>)",
-               extra="atari", policies=("random", "sticky"))
+               extra="atari", policies=("random", "sticky", "mixed"))

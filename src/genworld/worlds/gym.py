@@ -258,13 +258,15 @@ class GymWorld:
         return {k: v.copy() for k, v in self._last.items()}, float(r), self._done
 
     def policy(self, name: str, rng: np.random.Generator) -> Policy:
-        """`random` (uniform) or `sticky` (keeps its last action with probability `sticky_repeat`)."""
+        """`random` (uniform), `sticky` (keeps its last action with probability `sticky_repeat`) or `mixed`."""
         kw: dict[str, Any] = {"n": self.n_actions} if self.n_actions else {"low": self.low, "high": self.high}
+        if name == "mixed":  # one of the two per episode
+            name = "random" if rng.random() < 0.5 else "sticky"
         if name == "random":
             return RandomPolicy(rng, **kw)
         if name == "sticky":
             return StickyPolicy(rng, repeat=self.cfg.sticky_repeat, **kw)
-        raise ValueError(f"gym:{self.cfg.env_id}: unknown policy {name!r}; choose random or sticky")
+        raise ValueError(f"gym:{self.cfg.env_id}: unknown policy {name!r}; choose random, sticky or mixed")
 
     def close(self) -> None:
         self.env.close()
@@ -288,4 +290,4 @@ def make_gym_world(arg: str | None, **overrides: Any) -> GymWorld:
 
 
 register_world("gym", make_gym_world, "any Gymnasium env that renders rgb_array (gym:<env-id>)",
-               extra="gym", policies=("random", "sticky"))
+               extra="gym", policies=("random", "sticky", "mixed"))

@@ -26,4 +26,4 @@ def make_tabletop(arg: str | None, **overrides: Any) -> World:
 
 
 register_world("tabletop", make_tabletop, "MuJoCo fingertip pushing blocks and balls: touch grid, contact sound",
-               extra="mujoco", policies=("random", "persistent", "seek"))
+               extra="mujoco", policies=("random", "persistent", "seek", "mixed"))

@@ -1,4 +1,4 @@
-"""Scripted exploration for tabletop: `random`, `persistent` and `seek`.
+"""Scripted exploration for tabletop: `random`, `persistent`, `seek`, and `mixed` (one per episode).
 
 Actions are target fingertip velocities as a fraction of `max_speed`, shape (2,), in [-1, 1].
 `seek` reads the ground truth (`gt.bodies`) to drive the fingertip through objects, so contacts,
@@ -11,7 +11,8 @@ import numpy as np
 
 from genworld.worlds.base import Policy
 
-POLICIES = ("random", "persistent", "seek")
+POLICIES = ("random", "persistent", "seek", "mixed")
+MIXED_WEIGHTS = {"random": 0.15, "persistent": 0.35, "seek": 0.5}  # `mixed` draws one per episode
 _X, _Y, _EXISTS = 0, 1, 16  # columns of gt.bodies (see world.BODY_COLUMNS)
 
 
@@ -71,11 +72,14 @@ class Seek:
 
 
 def make_policy(name: str, rng: np.random.Generator, n_objects: int) -> Policy:
-    """An exploration policy by name."""
+    """An exploration policy by name; `mixed` draws one of the others (by MIXED_WEIGHTS) from `rng`."""
+    if name == "mixed":
+        p = np.array(list(MIXED_WEIGHTS.values()))
+        name = list(MIXED_WEIGHTS)[int(rng.choice(len(p), p=p / p.sum()))]
     if name == "random":
         return RandomVelocity(rng)
     if name == "persistent":
         return PersistentVelocity(rng)
     if name == "seek":
         return Seek(rng)
-    raise ValueError(f"tabletop: unknown policy {name!r}; choose one of {POLICIES}")
+    raise ValueError(f"tabletop: unknown policy {name!r}; choose one of {', '.join(POLICIES)}")

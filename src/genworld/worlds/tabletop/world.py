@@ -326,7 +326,7 @@ class TabletopWorld:
 
     # -- policies and clean-up --------------------------------------------------------------------
     def policy(self, name: str, rng: np.random.Generator) -> Policy:
-        """`random`, `persistent` or `seek` (drives the fingertip into objects to make contacts)."""
+        """`random`, `persistent`, `seek` (drives the fingertip into objects) or `mixed` (one of them)."""
         from genworld.worlds.tabletop.policies import make_policy
 
         return make_policy(name, rng, self.K)
