@@ -7,7 +7,7 @@ import pytest
 
 from genworld.spec import SpecError
 from genworld.worlds import make_world, registered_worlds
-from genworld.worlds.bounce import GT_COLUMNS, BounceWorld, render_objects
+from genworld.worlds.bounce import GT_COLUMNS, BounceWorld, render_objects, world_from_spec_config
 
 ZERO = np.zeros(2, np.float32)
 VIDEO, AUDIO, TOUCH = "observation.images.top", "observation.audio.mic", "observation.tactile.ring"
@@ -288,3 +288,14 @@ def test_policies_are_registered_deterministic_and_seek_finds_contacts() -> None
         np.testing.assert_array_equal(np.stack([s["action"] for s in a]), np.stack([s["action"] for s in b]))
         touches[name] = sum(int(s["gt.contacts"][0, 1:-1].any()) for s in a)
     assert touches["seek"] > touches["random"] and touches["seek"] >= 10
+
+
+def test_world_rebuilds_from_its_spec_config() -> None:
+    import json
+
+    world = make_world("bounce-gravity", occluder=True, n_objects=4, friction=0.0)
+    config = json.loads(json.dumps(world.spec.to_json()))["config"]  # as a dataset stores it
+    again = world_from_spec_config(config, "bounce-gravity")
+    assert again.cfg == world.cfg and again.spec.to_json() == world.spec.to_json()
+    a, b = rollout(world, 3, 20), rollout(again, 3, 20)
+    np.testing.assert_array_equal(a[-1][VIDEO], b[-1][VIDEO])

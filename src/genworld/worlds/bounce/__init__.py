@@ -31,6 +31,16 @@ def make_bounce_gravity(arg: str | None = None, **overrides: Any) -> BounceWorld
     return BounceWorld(make_config(**{**GRAVITY_DEFAULTS, **overrides}), name="bounce-gravity")
 
 
+def world_from_spec_config(config: dict[str, Any], name: str = "bounce") -> BounceWorld:
+    """The world a dataset was collected with, rebuilt from its `spec.config` (extra keys are ignored)."""
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(BounceConfig)}
+    cfg = {k: v for k, v in config.items() if k in fields}
+    cfg["occluder"] = bool(cfg.get("occluder"))  # spec.config holds the rectangle (or null) there
+    return BounceWorld(make_config(**cfg), name=name)
+
+
 register_world("bounce", make_bounce, "2-D discs seen from above: agent pushes objects; sight, sound, touch",
                policies=POLICIES)
 register_world("bounce-gravity", make_bounce_gravity, "2-D discs seen from the side, with gravity",
@@ -46,4 +56,5 @@ __all__ = [
     "make_config",
     "render_objects",
     "state_from_gt",
+    "world_from_spec_config",
 ]
