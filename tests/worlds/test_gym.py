@@ -113,3 +113,21 @@ def test_unsupported_action_space_is_named() -> None:
             make_world("gym:genworld-test/MultiAct-v0")
     finally:
         del gymnasium.registry["genworld-test/MultiAct-v0"]
+
+
+def test_the_own_world_example_in_the_docs_runs() -> None:
+    from pathlib import Path
+
+    from genworld.worlds.base import _REGISTRY
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "worlds.md").read_text()
+    code = doc.split("## Your own world", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    try:
+        exec(compile(code, "docs/worlds.md", "exec"), {})
+        world = make_world("blink")
+        world.reset(seed=0)
+        obs, reward, done = world.step(np.int64(1))
+        step = world.spec.check_step({**obs, "action": np.int64(1), "next.reward": reward, "next.done": done})
+        assert step["observation.images.cam"].min() == 255
+    finally:
+        _REGISTRY.pop("blink", None)
