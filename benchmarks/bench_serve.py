@@ -6,8 +6,8 @@ the `websockets` library. Figures:
     round trip per step; and stream_fps_1client: frames delivered per second with the server
     free-running at up to 240 fps.
   * step_latency_ms_p50/p99 with 1 and 4 concurrent sessions (client-side round trip per step).
-Backend: the tiny model (a run from GENWORLD_BENCH_RUN, else one trained here on a small bounce
-dataset) when `genworld train` exists, else the bounce simulator itself (`--world bounce`).
+Backend: the tiny model (a run from GENWORLD_BENCH_RUN, else the tiny preset trained here for a few
+steps on bounce episodes: speed does not depend on training).
 """
 
 from __future__ import annotations
@@ -33,9 +33,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _genworld(*args: str, timeout: float = 900) -> None:
-    subprocess.run([sys.executable, "-m", "genworld.cli", *args], check=True, cwd=ROOT, timeout=timeout,
-                   env={**os.environ, "MUJOCO_GL": "egl"})
+def _tiny_run(out: Path) -> Path:
+    """The tiny preset trained for a few steps on bounce episodes (its speed does not depend on training)."""
+    from genworld.train.config import tiny
+    from genworld.train.data import from_episodes
+    from genworld.train.distributed import DistInfo
+    from genworld.train.run import train_run
+    from genworld.worlds.base import make_world
+
+    world = make_world("bounce")
+    rng = np.random.default_rng(0)
+    episodes = []
+    for e in range(5):
+        policy, obs, rows = world.policy("random", rng), world.reset(e), []
+        for _ in range(12):
+            a = policy(obs)
+            nxt, r, d = world.step(a)
+            rows.append({**obs, "action": a, "next.reward": np.float32(r), "next.done": np.bool_(d)})
+            obs = nxt
+        episodes.append({k: np.stack([row[k] for row in rows]) for k in rows[0]})
+    cfg = tiny(world.spec)
+    t = cfg.train
+    t.tok_steps, t.dyn_steps, t.val_episodes, t.batch_size, t.tok_batch_size, t.val_every = 2, 2, 1, 2, 4, 10**6
+    train_run(cfg, from_episodes(world.spec, episodes), out, False, DistInfo(), progress=False)
+    return out
 
 
 def _backend(work: Path) -> tuple[list[str], str]:
@@ -43,14 +64,10 @@ def _backend(work: Path) -> tuple[list[str], str]:
     run = os.environ.get("GENWORLD_BENCH_RUN")
     if run:
         return ["--run", run], f"run {run}"
-    import importlib.util
-
-    if importlib.util.find_spec("genworld.rollout.session") and importlib.util.find_spec("genworld.train.cli"):
-        data, run = work / "data", work / "run"
-        _genworld("collect", "bounce", "--episodes", "4", "--steps", "32", "--out", str(data))
-        _genworld("train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "20")
-        return ["--run", str(run), "--data", str(data)], "tiny model (20 training steps; speed does not depend on it)"
-    return ["--world", "bounce"], "bounce simulator (no model yet)"
+    try:
+        return ["--run", str(_tiny_run(work / "run"))], "tiny model (bounce, untrained: speed only)"
+    except ImportError as e:
+        return ["--world", "bounce"], f"bounce simulator (no model: {e})"
 
 
 class Server:
@@ -60,7 +77,9 @@ class Server:
         self.port = _free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "genworld.cli", "play", *source_args, "--port", str(self.port),
-             "--max-sessions", str(max_sessions), "--max-fps", "240", "--record-dir", tempfile.mkdtemp(prefix="gw-bench-rec-")],
+             "--max-sessions", str(max_sessions), "--max-fps", "240",
+             *(["--threads", os.environ["GENWORLD_BENCH_THREADS"]] if os.environ.get("GENWORLD_BENCH_THREADS") else []),
+             "--record-dir", tempfile.mkdtemp(prefix="gw-bench-rec-")],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "MUJOCO_GL": "egl"})
         deadline = time.time() + 300

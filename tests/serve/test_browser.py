@@ -86,3 +86,46 @@ def test_page_plays_in_chromium(server, tmp_path):
             assert not errors, f"page errors: {errors}"
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_sound_chunks_play_without_seams(server):
+    """The page's resampler + worklet turn 1000-sample chunks of a 16 kHz tone into one smooth 48 kHz wave."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.goto(server)
+            page.wait_for_function("window.genworld.hello !== null", timeout=15000)
+            res = page.evaluate("""async () => {
+                const rate = 16000, R = 48000, chunk = 1000, n = 12;
+                const ctx = new OfflineAudioContext(1, R, R);
+                await ctx.audioWorklet.addModule("/static/audio-worklet.js");
+                const node = new AudioWorkletNode(ctx, "chunk-player");
+                node.connect(ctx.destination);
+                const saved = audio.ctx;
+                audio.ctx = ctx; audio.t = 0; audio.prev = 0;
+                for (let c = 0; c < n; c++) {
+                    const x = new Float32Array(chunk);
+                    for (let i = 0; i < chunk; i++) x[i] = 0.5 * Math.sin(2 * Math.PI * 440 * (c * chunk + i) / rate);
+                    node.port.postMessage(resample(x, rate));
+                }
+                audio.ctx = saved;
+                await new Promise((r) => setTimeout(r, 200));
+                const out = (await ctx.startRendering()).getChannelData(0);
+                let start = out.findIndex((v) => v !== 0);
+                let maxDiff = 0, peak = 0;
+                for (let i = start + 300; i < start + n * chunk * 3 - 600; i++) {
+                    maxDiff = Math.max(maxDiff, Math.abs(out[i] - out[i - 1]));
+                    peak = Math.max(peak, Math.abs(out[i]));
+                }
+                return {start, maxDiff, peak};
+            }""")
+            assert res["start"] >= 0, "the worklet produced no sound"
+            assert 0.45 < res["peak"] < 0.55, res
+            # a 440 Hz tone of amplitude 0.5 at 48 kHz moves at most 0.029 per sample; a seam would jump
+            assert res["maxDiff"] < 0.035, res
+        finally:
+            browser.close()

@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-fps", type=float, default=120.0,
                    help="highest step rate a client may ask for with /ws?fps=N (default: the world's fps)")
     p.add_argument("--record-dir", default="recordings", help="where recordings (mp4 + dataset episodes) go")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads for model steps (default 0: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_play)
 
@@ -41,6 +43,10 @@ def _play(args: argparse.Namespace) -> int:
         raise ImportError(f"genworld play needs the web stack ({e.name}): pip install 'genworld[serve]'") from e
     from genworld.serve.source import Source, SourceConfig
 
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     if args.max_sessions < 1:
         raise ValueError(f"--max-sessions must be >= 1, got {args.max_sessions}")
     source = Source.open(SourceConfig(run=args.run, data=args.data, world=args.world, context=args.context,

@@ -205,7 +205,7 @@ function resample(x, rate) {  // linear, continuous across chunks (carries the l
   const R = audio.ctx.sampleRate, step = rate / R, n = x.length;
   const out = new Float32Array(Math.ceil((n - audio.t) / step) + 1);
   let k = 0, t = audio.t;
-  for (; t < n - 1 + 1e-9 && k < out.length; t += step) {
+  for (; t < n - 1 && k < out.length; t += step) {  // t == n-1 waits for the next chunk (needs x[n])
     const i = Math.floor(t), f = t - i;
     const a = i < 0 ? audio.prev : x[i];
     out[k++] = a + (x[i + 1] - a) * f;

@@ -30,7 +30,8 @@ class ChunkPlayer extends AudioWorkletProcessor {
     for (let i = 0; i < out.length; i++) {
       let s = this.last;  // on underrun, hold the last sample while fading out: no step, no click
       if (this.playing && this.queue.length) {
-        s = this.last = this.queue[0][this.offset++];
+        const v = this.queue[0][this.offset++];
+        s = this.last = Number.isFinite(v) ? v : this.last;
         if (this.offset >= this.queue[0].length) { this.queued -= this.queue[0].length; this.queue.shift(); this.offset = 0; }
         this.gain = Math.min(1, this.gain + ramp);
       } else {
