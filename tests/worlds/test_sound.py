@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from genworld.worlds.sound import LIMIT, MATERIALS, ImpactSynth, Material, material
+from genworld.worlds.sound import CONTACT_CUTOFF_HZ, LIMIT, MATERIALS, ImpactSynth, Material, material
 
 SR, N = 16000, 1000
 
@@ -43,6 +43,7 @@ def test_tail_carries_across_steps_like_one_long_ring() -> None:
     t = np.arange(4 * N) - 300
     ref = np.zeros(4 * N)
     for f, t60, g in zip(m.freqs, m.t60, m.gains):
+        g *= np.exp(-((f / (CONTACT_CUTOFF_HZ * m.hardness)) ** 2))
         decay = np.log(1000.0) / (t60 * SR)
         ref += np.where(t >= 0, 0.1 * g * np.exp(-decay * t) * np.sin(2 * np.pi * f / SR * t), 0.0)
     assert np.abs(ref).max() < LIMIT  # linear range: no limiter
@@ -56,6 +57,18 @@ def test_tails_decay_to_exact_zero_and_energy_falls() -> None:
     assert energy[0] > 0
     assert all(b <= a for a, b in zip(energy, energy[1:]))
     assert energy[-1] == 0.0, "tail never reaches exact silence"
+
+
+def test_soft_contacts_sound_duller() -> None:
+    """Metal struck by rubber puts less energy in its high modes than metal struck by metal."""
+    def high_share(other: str) -> float:
+        s = ImpactSynth(SR, N, materials=["metal", "rubber"], gain=0.05)
+        s.hit("metal", other, 1.0)
+        spec = np.abs(np.fft.rfft(chunks(s, 2))) ** 2
+        freqs = np.fft.rfftfreq(2 * N, 1 / SR)
+        return float(spec[freqs > 2000].sum() / spec.sum())
+
+    assert high_share("rubber") < 0.5 * high_share("metal")
 
 
 def test_loud_hits_stay_within_unit_range_and_quiet_ones_are_linear() -> None:

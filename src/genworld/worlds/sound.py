@@ -1,8 +1,9 @@
 """Modal impact synthesis: every contact rings the two materials involved, and tails carry across steps.
 
 A struck solid rings as a sum of exponentially damped sinusoids (its modes). Each `Material` lists its
-modal frequencies, their decay times (T60: time to fall by 60 dB) and gains, next to the mechanical
-constants a simulator needs (restitution, friction, density). `ImpactSynth` keeps one complex amplitude
+modal frequencies, their decay times (T60: time to fall by 60 dB) and gains, and its hardness (a soft
+contact lasts longer and so excites high modes less: rubber on metal sounds duller than metal on
+metal), next to the mechanical constants a simulator needs (restitution, friction, density). `ImpactSynth` keeps one complex amplitude
 per mode of every material it knows; the sound of a step is the real part of those modes rolled forward
 sample by sample. A hit adds amplitude to the modes of both materials at a sample offset inside the
 step, so a ring that starts late in one step goes on in the next without a click.
@@ -23,6 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 LIMIT = 0.5  # the output is linear below this amplitude, soft-limited above
+# A contact lasting tau excites frequencies up to about 1 / tau: mode gains are scaled by
+# exp(-(f / (CONTACT_CUTOFF_HZ * hardness))^2) with the softer material's hardness.
+CONTACT_CUTOFF_HZ = 8000.0
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,13 @@ class Material:
     freqs: tuple[float, ...]  # modal frequencies, Hz
     t60: tuple[float, ...]  # seconds for each mode to decay by 60 dB
     gains: tuple[float, ...]  # relative amplitude of each mode
+    hardness: float = 1.0  # in (0, 1]: soft contacts last longer and excite high modes less
 
     def __post_init__(self) -> None:
         if not (len(self.freqs) == len(self.t60) == len(self.gains)) or not self.freqs:
             raise ValueError(f"material {self.name!r}: freqs, t60 and gains need the same, non-zero length")
+        if not 0 < self.hardness <= 1:
+            raise ValueError(f"material {self.name!r}: hardness {self.hardness} must be within (0, 1]")
 
 
 # Presets. Frequencies are those of small objects (a few centimetres), kept below 8 kHz so that they
@@ -47,13 +54,13 @@ class Material:
 MATERIALS: dict[str, Material] = {
     m.name: m
     for m in (
-        Material("wood", 0.55, 0.45, 0.7, (420.0, 1150.0, 2250.0), (0.12, 0.08, 0.05), (1.0, 0.6, 0.3)),
+        Material("wood", 0.55, 0.45, 0.7, (420.0, 1150.0, 2250.0), (0.12, 0.08, 0.05), (1.0, 0.6, 0.3), 0.5),
         Material("metal", 0.75, 0.25, 1.6, (1250.0, 2950.0, 4550.0, 6300.0), (0.9, 0.6, 0.45, 0.3),
-                 (1.0, 0.7, 0.5, 0.3)),
-        Material("rubber", 0.9, 0.8, 0.9, (180.0, 420.0), (0.04, 0.03), (1.0, 0.4)),
-        Material("glass", 0.8, 0.2, 1.2, (1850.0, 3900.0, 5600.0), (0.5, 0.35, 0.25), (1.0, 0.6, 0.4)),
-        Material("plastic", 0.8, 0.35, 1.0, (700.0, 1700.0, 3300.0), (0.1, 0.07, 0.05), (1.0, 0.5, 0.3)),
-        Material("stone", 0.85, 0.5, 2.5, (95.0, 260.0, 610.0), (0.08, 0.06, 0.04), (1.0, 0.6, 0.3)),
+                 (1.0, 0.7, 0.5, 0.3), 1.0),
+        Material("rubber", 0.9, 0.8, 0.9, (180.0, 420.0), (0.04, 0.03), (1.0, 0.4), 0.1),
+        Material("glass", 0.8, 0.2, 1.2, (1850.0, 3900.0, 5600.0), (0.5, 0.35, 0.25), (1.0, 0.6, 0.4), 1.0),
+        Material("plastic", 0.8, 0.35, 1.0, (700.0, 1700.0, 3300.0), (0.1, 0.07, 0.05), (1.0, 0.5, 0.3), 0.5),
+        Material("stone", 0.85, 0.5, 2.5, (95.0, 260.0, 610.0), (0.08, 0.06, 0.04), (1.0, 0.6, 0.3), 0.8),
     )
 }
 
@@ -100,6 +107,7 @@ class ImpactSynth:
         w = 2 * np.pi * np.asarray(freqs) / self.sample_rate
         self._pole = np.exp(-np.asarray(decays) + 1j * w)  # (M,) one sample of each mode's rotation
         self._gains = np.asarray(gains)  # (M,)
+        self._freqs = np.asarray(freqs, np.float64)  # (M,)
         n = np.arange(self.samples_per_step + 1)
         self._powers = self._pole[:, None] ** n[None, :]  # (M, N + 1): pole^0 .. pole^N
         # Real and imaginary parts apart: Re(c z^n) = Re(c) Re(z^n) - Im(c) Im(z^n). einsum, not @: a BLAS
@@ -126,14 +134,17 @@ class ImpactSynth:
         n = self.samples_per_step
         n0 = min(max(int(at_fraction * n), 0), n - 1)
         level = self.gain * impulse / self.impulse_ref
+        ma, mb = material(a), material(b)
+        cutoff = CONTACT_CUTOFF_HZ * min(ma.hardness, mb.hardness)  # the softer side sets the contact time
         vec = self._onsets.get(n0)
         if vec is None:
             vec = self._onsets[n0] = np.zeros(self.n_modes, np.complex128)
-        for name in {material(a).name, material(b).name}:
+        for name in {ma.name, mb.name}:
             sl = self._slices.get(name)
             if sl is None:
                 raise KeyError(f"ImpactSynth: material {name!r} is not in this synth; it has {list(self._slices)}")
-            vec[sl] -= 1j * level * self._gains[sl]  # a sine start (amplitude -i) begins at zero: no click
+            excite = self._gains[sl] * np.exp(-np.square(self._freqs[sl] / cutoff))  # (m,) soft contact: duller
+            vec[sl] -= 1j * level * excite  # a sine start (amplitude -i) begins at zero: no click
 
     def next_chunk(self) -> np.ndarray:
         """The sound of this step `(samples_per_step,)` float32 in [-1, 1]; then move on to the next step."""
