@@ -131,3 +131,22 @@ def test_the_own_world_example_in_the_docs_runs() -> None:
         assert step["observation.images.cam"].min() == 255
     finally:
         _REGISTRY.pop("blink", None)
+
+
+@pytest.mark.parametrize("module, world, extra", [
+    ("gymnasium", "gym:CartPole-v1", "gym"),
+    ("ale_py", "arcade:Pong", "atari"),
+    ("mujoco", "tabletop", "mujoco"),
+])
+def test_a_missing_extra_is_named_and_other_worlds_still_work(module: str, world: str, extra: str) -> None:
+    import subprocess
+    import sys
+
+    code = (f"import sys; sys.modules[{module!r}] = None\n"  # as if the package were not installed
+            "from genworld.worlds import MissingExtraError, make_world, registered_worlds\n"
+            "assert {'tabletop', 'arcade', 'gym'} <= set(registered_worlds())\n"
+            f"try:\n    make_world({world!r})\nexcept MissingExtraError as e:\n    print(e)\n"
+            "make_world('bounce').reset(seed=0)\nprint('bounce ok')\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert f"pip install 'genworld[{extra}]'" in p.stdout and "bounce ok" in p.stdout
