@@ -43,3 +43,14 @@ def test_bad_input_gives_clear_errors(tmp_path, capsys) -> None:
     p = subprocess.run([sys.executable, "-m", "genworld.cli", "plan", "--world", "bounce", "--task", "push",
                         "--budget", "0,3,8", "--out", str(tmp_path)], capture_output=True, text=True)
     assert p.returncode == 2 and "must all be >= 1" in p.stderr
+
+
+def test_goal_image_of_the_wrong_shape_is_refused(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    png = tmp_path / "goal.png"
+    Image.new("RGB", (32, 32)).save(png)
+    status = main(["plan", "--world", "bounce", "--task", "reach", "--goal-image", str(png), "--episodes", "1",
+                   "--out", str(tmp_path / "o")])
+    assert status == 1
+    assert "shape (32, 32, 3)" in capsys.readouterr().err

@@ -72,3 +72,19 @@ def test_planning_in_the_simulator_touches_and_random_does_not(world) -> None:
     assert all(r.success for r in planned), [r.steps for r in planned]
     assert not any(r.success for r in rand)
     assert all(r.plan_seconds > 0 for r in planned)
+
+
+def test_reach_goal_image_shows_the_agent_at_the_target(world) -> None:
+    from genworld.plan.goals import palette_centroids
+
+    task = make_task("reach", "bounce")
+    ep = task.setup(world, 4)
+    goal = ep.info["goal_image"]
+    agent_rgb = world.spec.config["palette"][world.spec.config["agent_colour_id"]]
+    xy, seen = palette_centroids(goal[None], agent_rgb)
+    assert seen[0] and np.linalg.norm(xy[0] - ep.target) < 0.5
+    # the world was put back where it was
+    np.testing.assert_array_equal(world.render(), ep.obs["observation.images.top"])
+    # a given goal image defines the target by where it shows the agent
+    given = make_task("reach", "bounce", goal_image=goal).setup(world, 5)
+    assert np.linalg.norm(given.target - ep.target) < 0.5

@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="model,sim,random",
                    help="which of model,sim,random to run (default: all three)")
     p.add_argument("--videos", type=int, default=2, help="episodes per mode drawn into plan.mp4 (default: 2)")
+    p.add_argument("--goal-cost", choices=("state", "pixel", "latent"), default="state",
+                   help="reach: goal read from frames (state), pixel distance, or model latent distance")
+    p.add_argument("--goal-image", help="reach: PNG of the goal (the world's camera size); default: rendered")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -70,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                             replan_every=args.replan_every, seed=args.seed)
     cfg = PlanRunConfig(task=args.task, out=args.out, run=args.run, world=args.world, episodes=args.episodes,
                         seed=args.seed, planner=planner, steps=args.steps, context=args.context,
-                        videos=args.videos, modes=modes)
+                        videos=args.videos, modes=modes, goal_cost=args.goal_cost, goal_image=args.goal_image)
     rep = run_plan(cfg)
     for name, key in (("model", "model"), ("simulator (ceiling)", "ceiling"), ("random (floor)", "random")):
         s = rep.get(key)

@@ -8,7 +8,7 @@ import os
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from genworld.plan.planner import PlannerConfig
@@ -36,6 +36,10 @@ class PlanRunConfig:
     videos: int = 2
     """episodes of each mode drawn into plan.mp4"""
     modes: tuple[str, ...] = ("model", "sim", "random")
+    goal_cost: str = "state"
+    """reach: state | pixel | latent (the ceiling uses state when the model uses latent)"""
+    goal_image: str | None = None
+    """reach: a PNG goal image of the world's camera size"""
 
 
 def load_model(run_dir: str):  # -> WorldSession
@@ -73,6 +77,22 @@ def world_like(name: str, config: dict | None = None):  # -> World
         raise ValueError(f"cannot rebuild world {name!r} with the run's settings {over}: {e}") from e
 
 
+def read_goal_image(path: str, world):  # -> np.ndarray (H, W, 3) uint8
+    """A goal image from a PNG/JPEG file, checked against the world's camera shape."""
+    import numpy as np
+    from PIL import Image
+
+    from genworld.plan.goals import check_goal_image, video_key
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"goal image {path!r} not found")
+    try:
+        img = np.asarray(Image.open(path).convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"goal image {path!r} cannot be read as an image: {e}") from e
+    return check_goal_image(img, world.spec[video_key(world.spec.keys())].shape, where=f"goal image {path}")
+
+
 def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print) -> dict:
     """Run every mode on the same seeded episodes; returns what is written to plan.json."""
     cfg.planner.check()
@@ -88,8 +108,15 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
             raise ValueError("give --run RUN (plan in its model) or --world NAME (simulator and random only)")
         world_name = cfg.world
         modes = [m for m in modes if m != "model"]
-    task = make_task(cfg.task, world_name, **({"steps": cfg.steps} if cfg.steps else {}))
+    if cfg.goal_cost not in ("state", "pixel", "latent"):
+        raise ValueError(f"--goal-cost {cfg.goal_cost!r}: choose state, pixel or latent")
+    if (cfg.goal_image or cfg.goal_cost != "state") and cfg.task != "reach":
+        raise ValueError(f"--goal-image and --goal-cost apply to the reach task, not {cfg.task!r}")
+    over: dict = {"goal_cost": cfg.goal_cost, **({"steps": cfg.steps} if cfg.steps else {})}
     world = world_like(world_name, model.spec.config if model is not None else None)
+    if cfg.goal_image:
+        over["goal_image"] = read_goal_image(cfg.goal_image, world)
+    task = make_task(cfg.task, world_name, **over)
     task.check_world(world)
     if model is not None and model.spec.action.shape != world.spec.action.shape:
         raise ValueError(f"run {cfg.run!r}: model actions {model.spec.action.shape} differ from world "
@@ -102,7 +129,8 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
         if mode == "sim":
             world.reset(cfg.seed)
             sessions["sim"] = sim_session_for(world)
-        results[mode] = run_mode(task, world, mode, cfg.episodes, cfg.seed, sessions[mode], cfg.planner,
+        mode_task = task if mode == "model" or task.goal_cost != "latent" else replace(task, goal_cost="state")
+        results[mode] = run_mode(mode_task, world, mode, cfg.episodes, cfg.seed, sessions[mode], cfg.planner,
                                  cfg.context, record=cfg.videos, progress=progress)
     summary = {m: summarise(r) for m, r in results.items()}
     main = summary.get("model", {})

@@ -92,6 +92,19 @@ class PushCost:
 
 
 @dataclass
+class ReachCost:
+    """Bring the agent to a goal position (read from the goal image), as a fraction of the image size."""
+
+    agent: ObjectTracker
+    target: np.ndarray  # (2,) pixels
+    scale: float
+
+    def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
+        agent, _ = self.agent(step, t)
+        return np.linalg.norm(agent - self.target[None], axis=1) / self.scale
+
+
+@dataclass
 class TouchCost:
     """Make and keep contact with an object: distance between the discs, minus felt touch."""
 
@@ -129,12 +142,19 @@ class PixelGoalCost:
 
 @dataclass
 class LatentGoalCost:
-    """Squared distance between the session's latent state `latent() -> (N, D)` and a goal latent `(D,)`."""
+    """Mean squared distance between the session's `latent() -> (N, D)` and the goal's latent `(D,)`,
+    encoded once by the session from the goal observation `{key: (1, *shape)}`."""
 
-    goal: np.ndarray
+    goal_obs: dict[str, np.ndarray]
+    goal: np.ndarray | None = None
 
     def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
-        z = np.asarray(session.latent(), np.float32)  # type: ignore[attr-defined]
+        if not callable(getattr(session, "latent", None)) or not callable(getattr(session, "encode_latent", None)):
+            raise GoalError("a latent goal needs a model session with latent() and encode_latent(); "
+                            "use --goal-cost state or pixel with the simulator")
+        if self.goal is None:
+            self.goal = np.asarray(session.encode_latent(self.goal_obs), np.float32)[0]  # (D,)
+        z = np.asarray(session.latent(), np.float32)  # (N, D)
         return ((z - self.goal[None]) ** 2).mean(1)
 
 

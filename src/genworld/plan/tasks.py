@@ -13,7 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from genworld.plan.goals import ObjectTracker, PushCost, TouchCost, palette_centroids, video_key
+from genworld.plan.goals import (
+    GoalError,
+    LatentGoalCost,
+    ObjectTracker,
+    PixelGoalCost,
+    PushCost,
+    ReachCost,
+    TouchCost,
+    check_goal_image,
+    palette_centroids,
+    video_key,
+)
 from genworld.plan.rollout import StepCost
 from genworld.worlds.base import World
 
@@ -40,7 +51,8 @@ class Episode:
 @dataclass
 class BounceTask:
     """`push`: push a given disc's centre into a circular target region.
-    `touch`: bring the agent into contact with a given disc and keep it there for `hold` steps."""
+    `touch`: bring the agent into contact with a given disc and keep it there for `hold` steps.
+    `reach`: bring the agent to where a goal image shows it (goal rendered by the world, or given)."""
 
     name: str = "push"
     steps: int = 60
@@ -55,7 +67,12 @@ class BounceTask:
     contact_tol: float = 1.0
     """touch: gap between the discs (pixels) still counted as contact"""
     tol: float = 40.0
-    """RGB distance for palette extraction"""
+    """per-channel RGB tolerance for palette extraction"""
+    goal_cost: str = "state"
+    """reach: `state` (agent position read from frames), `pixel` (frame vs goal image) or `latent`
+    (model latent vs the goal's latent; model sessions only)"""
+    goal_image: np.ndarray | None = None
+    """reach: a fixed goal image (H, W, 3) uint8; None renders one per episode"""
 
     def check_world(self, world: World) -> None:
         spec = world.spec
@@ -77,6 +94,8 @@ class BounceTask:
             raise TaskError(f"bounce episode seed {seed}: no visible object to act on")
         k = int(rng.choice(rows))
         info = {"colour": tuple(palette[int(gt[k, COLOUR])])}
+        if self.name == "reach":
+            return self._setup_reach(world, seed, obs, rng, size)
         if self.name == "touch":
             return Episode(seed, k, gt[k, :2].copy(), 0.0, obs, info)
         occ = world.spec.config.get("occluder")
@@ -90,6 +109,25 @@ class BounceTask:
                                and occ[1] - margin <= tgt[1] <= occ[3] + margin):
                 break
         return Episode(seed, k, tgt.astype(np.float32), self.region * size, obs, info)
+
+    def _setup_reach(self, world: World, seed: int, obs: dict, rng: np.random.Generator, size: float) -> Episode:
+        """The agent's goal position, and the goal image showing the agent there."""
+        gt, key = obs["gt.objects"], video_key(world.spec.keys())
+        agent_rgb = np.asarray(world.spec.config["palette"][int(gt[0, COLOUR])])
+        if self.goal_image is not None:
+            goal = check_goal_image(self.goal_image, world.spec[key].shape)
+            xy, seen = palette_centroids(goal[None], agent_rgb, self.tol)
+            if not seen[0]:
+                raise GoalError(f"goal image: no pixels of the agent's colour {agent_rgb.tolist()} found; "
+                                "the goal must show the agent where it should go")
+            return Episode(seed, 0, xy[0], self.region * size, obs, {"goal_image": goal})
+        margin = float(gt[0, R]) + 2.0
+        for _ in range(200):
+            tgt = rng.uniform(margin, size - margin, 2)
+            if np.linalg.norm(tgt - gt[0, :2]) >= self.min_dist * size:
+                break
+        goal = render_goal(world, gt, tgt)
+        return Episode(seed, 0, tgt.astype(np.float32), self.region * size, obs, {"goal_image": goal})
 
     def cost(self, world: World, ep: Episode, obs: dict[str, np.ndarray]) -> StepCost:
         """The planning cost from the current real observation `obs` (its frame, not its ground truth)."""
@@ -107,6 +145,12 @@ class BounceTask:
         obj = ObjectTracker(key, c_obj, start_obj, self.tol)
         agent = ObjectTracker(key, c_agent, xy_agent[0], self.tol)
         reach = float(g0[0, R] + g0[ep.obj, R])
+        if self.name == "reach":
+            if self.goal_cost == "pixel":
+                return PixelGoalCost(key, ep.info["goal_image"])
+            if self.goal_cost == "latent":
+                return LatentGoalCost(goal_obs=reach_goal_obs(world, ep))
+            return ReachCost(agent, ep.target, size)
         if self.name == "touch":
             touch = [m.key for m in spec.of_kind("touch")]
             return TouchCost(obj, agent, reach, size, touch_key=touch[0] if touch else None)
@@ -115,6 +159,8 @@ class BounceTask:
     def success(self, ep: Episode, obs: dict[str, np.ndarray]) -> bool:
         """Judged from ground truth: the object's centre in the region (push), or contact held (touch)."""
         gt = obs["gt.objects"]
+        if self.name == "reach":
+            return bool(np.linalg.norm(gt[0, :2] - ep.target) <= ep.radius)
         if self.name == "touch":
             gap = np.linalg.norm(gt[0, :2] - gt[ep.obj, :2]) - gt[0, R] - gt[ep.obj, R]
             touching = gap <= self.contact_tol
@@ -143,7 +189,33 @@ class BounceTask:
         return out
 
 
-TASKS: dict[str, tuple[str, ...]] = {"bounce": ("push", "touch"), "bounce-gravity": ("touch",)}
+def render_goal(world: World, gt: np.ndarray, agent_xy: np.ndarray) -> np.ndarray:
+    """The frame the world shows with the agent at `agent_xy` at rest and the rest as in `gt` (state restored)."""
+    if not callable(getattr(world, "render", None)) or not callable(getattr(world, "state_from_gt", None)):
+        raise TaskError(f"world {world.spec.name!r} cannot render a goal (needs render() and state_from_gt)")
+    saved = world.get_state()
+    table = np.array(gt, copy=True)
+    table[0, :2], table[0, 2:4] = agent_xy, 0.0
+    world.set_state(world.state_from_gt({"gt.objects": table}))
+    goal = world.render()
+    world.set_state(saved)
+    return goal
+
+
+def reach_goal_obs(world: World, ep: Episode) -> dict[str, np.ndarray]:
+    """The goal as an observation `{key: (1, *shape)}`: the goal image, the agent at rest at the target,
+    silence and no touch (what a model encodes to a goal latent)."""
+    obs = {}
+    for m in world.spec.modalities:
+        if m.kind in ("video", "audio", "touch", "proprio"):
+            obs[m.key] = np.zeros((1, *m.shape), m.dtype)
+    obs[video_key(world.spec.keys())][0] = ep.info["goal_image"]
+    if "observation.state" in obs and obs["observation.state"].shape[1] >= 2:
+        obs["observation.state"][0, :2] = ep.target
+    return obs
+
+
+TASKS: dict[str, tuple[str, ...]] = {"bounce": ("push", "touch", "reach"), "bounce-gravity": ("touch", "reach")}
 
 
 def tasks_for(world_name: str) -> tuple[str, ...]:
