@@ -77,7 +77,7 @@ class BounceConfig:
     max_radius: float = 7.0
     init_speed: float = 1.5  # objects start with speeds up to this (pixels/step)
     rest_speed: float = 0.1  # approach speeds below this are resting contacts: no bounce, no sound
-    sound_gain: float = 0.5
+    sound_gain: float = 0.1  # amplitude per mode for an impulse of 4 mass*px/step (a hard hit is ~15)
     seed: int = 0  # seeds the episode seeds drawn by reset(None)
 
     def __post_init__(self) -> None:
