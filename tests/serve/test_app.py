@@ -196,3 +196,24 @@ def test_page_and_info_are_served(toy_source, tmp_path):
             assert client.get(f"/static/{f}").status_code == 200
         info = client.get("/api/info").json()
         assert info["world"]["name"] == "servetoy" and info["sessions"] == 0
+
+
+def test_a_failing_model_step_closes_the_session_with_its_reason(toy_cls, tmp_path):
+    from genworld.rollout.sim import SimSession
+    from genworld.serve.source import Source, world_context
+
+    class Broken(toy_cls):
+        def step(self, action):
+            if int(action) == 4:  # "right" breaks it
+                raise FloatingPointError("the model diverged")
+            return super().step(action)
+
+    source = Source(Broken().spec, lambda: SimSession(Broken, 1), lambda i: world_context(Broken(), i, 1),
+                    num_contexts=1, context_length=1)
+    with _client(source, tmp_path) as client, client.websocket_connect("/ws?fps=50") as ws:
+        ws.receive_json()
+        ws.send_json({"type": "action", "name": "right"})
+        bye = _until(ws, "bye")
+        assert "FloatingPointError: the model diverged" in bye["reason"]
+        closed = ws.receive()
+        assert closed["type"] == "websocket.close" and closed["code"] == 1011
