@@ -58,6 +58,10 @@ def test_same_seed_same_data() -> None:
     for t, (sa, sb) in enumerate(zip(a, b)):
         for k in sa:
             np.testing.assert_array_equal(sa[k], sb[k], err_msg=f"{k} differs at step {t}")
+    again = rollout(a_world, seed=7, steps=15)  # the same world, reset: nothing carries over
+    for t, (sa, sc) in enumerate(zip(a, again)):
+        for k in sa:
+            np.testing.assert_array_equal(sa[k], sc[k], err_msg=f"{k} differs at step {t} after a reset")
     c = rollout(a_world, seed=8, steps=2)
     assert not np.array_equal(a[0]["gt.bodies"], c[0]["gt.bodies"])
 
