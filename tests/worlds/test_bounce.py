@@ -271,6 +271,11 @@ def test_config_overrides_from_strings_and_bad_ones_are_named() -> None:
         make_world("bounce", n_objects="many")
     with pytest.raises(ValueError, match="n_objects"):
         make_world("bounce", n_objects=9)
+    with pytest.raises(ValueError, match="n_objects_min"):
+        make_world("bounce", n_objects_min=4, n_objects=3)
+    varied = make_world("bounce", n_objects_min="2", n_objects="5")
+    counts = {int(varied.reset(seed)["gt.objects"][:, 8].sum()) - 1 for seed in range(40)}
+    assert counts == {2, 3, 4, 5}
     with pytest.raises(ValueError, match="action_mode"):
         make_world("bounce", action_mode="joystick")
 

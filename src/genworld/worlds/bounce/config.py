@@ -57,6 +57,7 @@ class BounceConfig:
     """A 2-D arena of discs: one agent pushed by the action, `n_objects` others, walls, optional gravity."""
 
     n_objects: int = 3  # object discs besides the agent (2 to 5 is usual)
+    n_objects_min: int | None = None  # if set, each episode draws its count from n_objects_min..n_objects
     max_objects: int = 5  # rows of gt.objects = 1 + max_objects (absent rows have exists = 0)
     image_size: int = 64  # the arena is image_size x image_size pixels
     fps: int = 16
@@ -86,6 +87,8 @@ class BounceConfig:
 
         if not 0 <= self.n_objects <= self.max_objects:
             raise bad("n_objects", f"must be within 0..max_objects ({self.max_objects})")
+        if self.n_objects_min is not None and not 0 <= self.n_objects_min <= self.n_objects:
+            raise bad("n_objects_min", f"must be within 0..n_objects ({self.n_objects}), or None")
         if not 1 <= self.max_objects <= len(OBJECT_COLOUR_IDS):
             raise bad("max_objects", f"must be within 1..{len(OBJECT_COLOUR_IDS)} (distinct palette colours)")
         if self.image_size < 16:

@@ -73,11 +73,14 @@ class BounceWorld:
         cfg, k = self.cfg, self.k
         b = Bodies(np.zeros((k, 2)), np.zeros((k, 2)), np.zeros(k), np.ones(k), np.zeros(k, np.int64),
                    np.zeros(k, np.int64), np.zeros(k, bool))
-        n = 1 + cfg.n_objects
+        n_obj = cfg.n_objects
+        if cfg.n_objects_min is not None:
+            n_obj = int(rng.integers(cfg.n_objects_min, cfg.n_objects + 1))
+        n = 1 + n_obj
         b.exists[:n] = True
         b.radius[0], b.mass[0] = cfg.agent_radius, cfg.agent_mass
         b.colour[0], b.material[0] = AGENT_COLOUR_ID, colour_material(AGENT_COLOUR_ID)
-        colours = rng.choice(OBJECT_COLOUR_IDS, size=cfg.n_objects, replace=False)
+        colours = rng.choice(OBJECT_COLOUR_IDS, size=n_obj, replace=False)
         for i, c in enumerate(colours, start=1):
             b.colour[i], b.material[i] = int(c), colour_material(int(c))
             b.radius[i] = rng.uniform(cfg.min_radius, cfg.max_radius)
