@@ -49,6 +49,8 @@ DEFAULT_OBJECTS: tuple[TableObject, ...] = (
     TableObject("yellow_ball", "ball", 0.030, "plastic", (240, 210, 40)),
 )
 SHAPE_IDS: tuple[str, ...] = ("block", "ball", "finger")
+FINGER_RGB: tuple[int, int, int] = (38, 38, 46)
+TABLE_RGB: tuple[int, int, int] = (199, 184, 158)
 
 
 @dataclass
@@ -87,7 +89,7 @@ class TabletopConfig:
         for o in self.objects:
             if o.material not in MATERIALS or o.shape not in ("block", "ball"):
                 raise ValueError(f"tabletop: object {o.name!r} has material {o.material!r} / shape {o.shape!r}; "
-                                 f"materials {list(MATERIALS)}, shapes {list(SHAPE_IDS)}")
+                                 f"materials {list(MATERIALS)}, shapes ['block', 'ball']")
 
     @property
     def palette(self) -> tuple[tuple[int, int, int], ...]:
@@ -167,14 +169,14 @@ def build_mjcf(cfg: TabletopConfig) -> str:
     <!-- Matte surfaces lit 0.6 ambient + 0.4 from above: a face looking up shows its palette colour. -->
     <light pos="0 0 1.0" dir="0 0 -1" diffuse="0.4 0.4 0.4" specular="0 0 0" castshadow="{str(cfg.shadows).lower()}"/>
     <geom name="floor" type="plane" pos="0 0 -0.45" size="2 2 0.1" rgba="0.2 0.2 0.22 1"/>
-    <geom name="table" type="box" pos="0 0 -0.02" size="{T + 0.01} {T + 0.01} 0.02" rgba="0.78 0.72 0.62 1"
+    <geom name="table" type="box" pos="0 0 -0.02" size="{T + 0.01} {T + 0.01} 0.02" rgba="{_rgba(TABLE_RGB)}"
           friction="{wood[1]} 0.005 0.0001" solref="{wood[2]} 1"/>
     {rim}
     <camera name="top" pos="{_v(cam["pos"])}" xyaxes="{_v(cam["x_axis"])} {_v(cam["y_axis"])}" fovy="{cam["fovy"]}"/>
     <body name="finger" pos="0 0 {fz + 0.003}">
       <joint name="finger_x" type="slide" axis="1 0 0" range="{-reach} {reach}" limited="true" damping="0.5"/>
       <joint name="finger_y" type="slide" axis="0 1 0" range="{-reach} {reach}" limited="true" damping="0.5"/>
-      <geom name="finger" type="box" size="{fh} {fh} {fz}" mass="{cfg.finger_mass}" rgba="0.15 0.15 0.18 1"
+      <geom name="finger" type="box" size="{fh} {fh} {fz}" mass="{cfg.finger_mass}" rgba="{_rgba(FINGER_RGB)}"
             friction="0.4 0.005 0.0001" solref="0.008 1" condim="4"/>
       {"".join(sites)}
     </body>

@@ -10,15 +10,13 @@ sub-step from the fixed camera.
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Any
 
 import numpy as np
 
-from genworld.spec import Modality, WorldSpec
-from genworld.worlds.base import MissingExtraError, Policy
+from genworld.worlds.base import Policy
 from genworld.worlds.tabletop.contacts import ContactTracker
+from genworld.worlds.tabletop.gl import import_mujoco, make_renderer
 from genworld.worlds.tabletop.scene import (
     MATERIAL_IDS,
     SHAPE_IDS,
@@ -27,40 +25,14 @@ from genworld.worlds.tabletop.scene import (
     camera_params,
     parking_spot,
 )
-
-BODY_COLUMNS = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz", "wx", "wy", "wz",
-                "u", "v", "visible", "exists", "mass", "material_id", "colour_id", "shape_id", "size")
-FINGER_MATERIAL = "plastic"
-ENV_MATERIAL = "wood"  # table and rim
-_GL_NOTE = ""
-EGL_HELP = ("set MUJOCO_GL=egl (headless) and install EGL: apt-get install libegl1 libegl-mesa0 "
-            "libgl1-mesa-dri (or MUJOCO_GL=osmesa with libosmesa6, slower)")
-
-
-def _import_mujoco() -> Any:
-    global _GL_NOTE
-    if "mujoco" in sys.modules and "MUJOCO_GL" not in os.environ:
-        _GL_NOTE = ("mujoco was imported before MUJOCO_GL was set, so it chose its default backend (glfw, "
-                    "which needs a display): export MUJOCO_GL=egl before starting Python; ")
-    os.environ.setdefault("MUJOCO_GL", "egl")  # must be set before mujoco is first imported
-    try:
-        import mujoco
-    except ImportError as e:
-        if e.name == "mujoco":
-            raise MissingExtraError("the tabletop world needs MuJoCo: pip install 'genworld[mujoco]'") from e
-        raise RuntimeError(f"tabletop: MuJoCo could not load its GL backend MUJOCO_GL="
-                           f"{os.environ.get('MUJOCO_GL')!r} ({e}); {EGL_HELP}") from e
-    except Exception as e:  # mujoco checks MUJOCO_GL and loads the GL library at import
-        raise RuntimeError(f"tabletop: MuJoCo could not load its GL backend MUJOCO_GL="
-                           f"{os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); {EGL_HELP}") from e
-    return mujoco
+from genworld.worlds.tabletop.spec import BODY_COLUMNS, ENV_MATERIAL, FINGER_MATERIAL, build_spec
 
 
 class TabletopWorld:
     """A fingertip pushing blocks and balls on a table (implements the World protocol)."""
 
     def __init__(self, cfg: TabletopConfig) -> None:
-        mujoco = self.mj = _import_mujoco()
+        mujoco = self.mj = import_mujoco()
         self.cfg = cfg
         self.model = mujoco.MjModel.from_xml_string(build_mjcf(cfg))
         self.data = mujoco.MjData(self.model)
@@ -83,7 +55,7 @@ class TabletopWorld:
         mass = {g: float(m.body_mass[m.geom_bodyid[g]]) for g in [self.finger_geom, *self.obj_geoms]}
         mass.update({g: np.inf for g in row if g not in mass})
         self.tracker = ContactTracker(row, mass, K + 1, K + 3, {m.geom("floor").id}, cfg.timestep, cfg.min_speed, cfg.debounce)
-        self.renderer = self._renderer()
+        self.renderer = make_renderer(mujoco, self.model, cfg.image_size)
         self.seg_renderer = None
         self._seg_label = np.zeros(m.ngeom + 1, np.uint8)  # geom id -> label; index -1 (no geom) -> 0
         self._seg_label[self.finger_geom] = 1
@@ -102,53 +74,8 @@ class TabletopWorld:
                                      impulse_ref=cfg.impulse_ref)
         self.active = np.zeros(K, bool)
         self.last_impacts: list = []  # the impacts of the last step (ContactTracker.Impact), for tests
-        self.spec = self._spec()
+        self.spec = build_spec(cfg, self.cam)
         self._obs: dict[str, np.ndarray] | None = None
-
-    def _renderer(self) -> Any:
-        try:
-            return self.mj.Renderer(self.model, self.cfg.image_size, self.cfg.image_size)
-        except Exception as e:
-            raise RuntimeError(f"tabletop: MuJoCo could not create an offscreen GL context with "
-                               f"MUJOCO_GL={os.environ.get('MUJOCO_GL')!r} ({type(e).__name__}: {e}); {_GL_NOTE}{EGL_HELP}") from e
-
-    def _spec(self) -> WorldSpec:
-        cfg, K, fps, S = self.cfg, self.K, self.cfg.fps, self.cfg.image_size
-        mods = [
-            Modality("observation.images.top", "video", (S, S, 3), fps, dtype="uint8", description="fixed camera"),
-            Modality("observation.tactile.finger", "touch", (cfg.touch_rows, 4), fps, units="N", low=0.0,
-                     names=("+x", "+y", "-x", "-y"),
-                     description="mean normal force per fingertip taxel over the step; rows bottom to top, "
-                                 "columns the faces +x, +y, -x, -y"),
-            Modality("observation.state", "proprio", (4,), fps, names=("x", "y", "vx", "vy"), units="m, m/s",
-                     description="fingertip slide-joint positions and velocities"),
-            Modality("action", "action", (2,), fps, low=-1.0, high=1.0, names=("vx", "vy"),
-                     description=f"target fingertip velocity / max_speed ({cfg.max_speed} m/s)"),
-            Modality("next.reward", "reward", (), fps),
-            Modality("next.done", "done", (), fps, dtype="bool"),
-            Modality("gt.bodies", "gt", (K + 1, len(BODY_COLUMNS)), fps, names=BODY_COLUMNS,
-                     description="row 0 the fingertip, rows 1.. the objects: pose (m, quaternion), velocity "
-                                 "(m/s, rad/s, world frame), image position (pixels, x right, y down), "
-                                 "visible, exists, mass (kg), ids"),
-            Modality("gt.contacts", "gt", (K + 1, K + 3), fps, units="N*s",
-                     description="normal impulse during t-1 -> t between rows (fingertip, objects) and columns "
-                                 "(fingertip, objects, table, rim)"),
-            Modality("gt.finger_contact", "gt", (), fps,
-                     description="1 when MuJoCo reported a fingertip contact with positive normal force"),
-        ]
-        if cfg.segmentation:
-            mods.append(Modality("gt.segmentation", "gt", (S, S), fps, dtype="uint8",
-                                 description="per pixel: 0 scene, 1 + row of gt.bodies (1 fingertip, 2.. objects)"))
-        if cfg.sound:
-            mods.insert(2, Modality("observation.audio.contact", "audio", (self.spp,), cfg.audio_rate,
-                                    low=-1.0, high=1.0, description="modal impact sound of new contacts"))
-        config = {
-            "palette": [list(c) for c in cfg.palette] + [[38, 38, 46]], "background": [199, 184, 158],
-            "objects": [o.name for o in cfg.objects], "materials": list(MATERIAL_IDS), "shapes": list(SHAPE_IDS),
-            "camera": self.cam, "image_size": S, "table_half": cfg.table_half, "gravity": 9.81,
-            "substeps": cfg.substeps, "max_speed": cfg.max_speed, "touch_rows": cfg.touch_rows,
-        }
-        return WorldSpec("tabletop", fps, tuple(mods), "MuJoCo fingertip pushing blocks and balls", config)
 
     # -- episode ----------------------------------------------------------------------------------
     def reset(self, seed: int | None = None) -> dict[str, np.ndarray]:
@@ -235,7 +162,7 @@ class TabletopWorld:
         if not self.cfg.segmentation:
             return {}
         if self.seg_renderer is None:  # its own renderer: switching one back and forth costs more
-            self.seg_renderer = self._renderer()
+            self.seg_renderer = make_renderer(self.mj, self.model, self.cfg.image_size)
             self.seg_renderer.enable_segmentation_rendering()
         self.seg_renderer.update_scene(self.data, "top")
         ids = self.seg_renderer.render()  # (H, W, 2): object id, object type
