@@ -141,13 +141,15 @@ class Physics:
                             contacts.add(ids[i], ids[j], c[0], c[1], frac, c[2], c[3])
                 for i in walls:
                     r = rad[i]
-                    for axis, side, out in ((0, -1, r - px[i]), (1, -1, r - py[i]),
-                                            (0, 1, px[i] + r - size), (1, 1, py[i] + r - size)):
-                        if out > 0:
-                            touched = touched or out > SLOP
-                            c = self._wall(st, i, axis, side)
-                            if c is not None:
-                                contacts.add(ids[i], WALL, c[0], c[1], frac, c[2], c[3])
+                    lo, hi = r, size - r  # the disc's centre must stay within [lo, hi] on both axes
+                    x, y = px[i], py[i]
+                    if x < lo or x > hi or y < lo or y > hi:
+                        for axis, side, out in ((0, -1, lo - x), (1, -1, lo - y), (0, 1, x - hi), (1, 1, y - hi)):
+                            if out > 0:
+                                touched = touched or out > SLOP
+                                c = self._wall(st, i, axis, side)
+                                if c is not None:
+                                    contacts.add(ids[i], WALL, c[0], c[1], frac, c[2], c[3])
                 if not touched:
                     break
         b.pos[ids, 0], b.pos[ids, 1] = px, py
