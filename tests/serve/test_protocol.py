@@ -91,3 +91,18 @@ def test_non_finite_model_output_still_packs(toy_cls):
     head, blobs = unpack_step(pack_step({"model": obs}, world.spec, {}))
     assert head["values"]["model"]["observation.state"] == [None, 1.0, 2.0, None]
     assert not np.any(np.isnan(np.frombuffer(blobs[("model", "observation.audio.mic")], "<f4")))
+
+
+def test_keys_follow_a_3d_camera_into_world_coordinates():
+    from genworld.spec import Modality, WorldSpec
+
+    # tabletop's camera: image x = world +x, image up tilts toward world +y (MuJoCo image y points up)
+    spec = WorldSpec("cam", 10, (Modality("action", "action", (2,), 10, low=-1, high=1),),
+                     config={"camera": {"x_axis": [1, 0, 0], "y_axis": [0, 0.95, 0.31]}})
+    amap = ActionMap.from_spec(spec)
+    np.testing.assert_allclose(amap.from_keys(["ArrowUp"]), [0, 1], atol=1e-6)  # screen up = world +y
+    np.testing.assert_allclose(amap.from_keys(["ArrowRight"]), [1, 0], atol=1e-6)
+    assert amap.bindings()["KeyS"] == [0.0, -1.0]
+    np.testing.assert_allclose(amap.parse({"screen": [0.0, -0.5]}), [0, 0.5], atol=1e-6)  # the stick, half up
+    with pytest.raises(ProtocolError, match="screen"):
+        amap.parse({"screen": [0.0, float("inf")]})

@@ -33,11 +33,11 @@ FRAME_FORMATS = ("raw", "png", "jpeg")
 
 # Control messages and the fields they accept (beyond `type`).
 CLIENT_TYPES: dict[str, tuple[str, ...]] = {
-    "action": ("keys", "value", "choice", "name"),
+    "action": ("keys", "value", "choice", "name", "screen"),
     "reset": ("episode",),
     "pause": (),
     "resume": (),
-    "step": ("keys", "value", "choice", "name"),
+    "step": ("keys", "value", "choice", "name", "screen"),
     "branch_save": ("slot",),
     "branch_restore": ("slot",),
     "record_start": (),
@@ -82,6 +82,8 @@ class ActionMap:
     modality: Modality
     direction_choice: dict[tuple[int, int], int] = field(default_factory=dict)
     digit_keys: dict[str, int] = field(default_factory=dict)
+    # continuous: action[:2] = image_to_action @ (dx, dy), for an on-screen direction (x right, y down)
+    image_to_action: np.ndarray = field(default_factory=lambda: np.eye(2))
 
     @classmethod
     def from_spec(cls, spec: WorldSpec) -> ActionMap:
@@ -94,6 +96,8 @@ class ActionMap:
                 if d is not None:
                     amap.direction_choice.setdefault(d, i)
             amap.digit_keys = {f"Digit{i + 1}": i for i in range(min(9, act.n_choices))}
+        else:
+            amap.image_to_action = _camera_matrix(spec.config.get("camera"))
         return amap
 
     @property
@@ -111,7 +115,7 @@ class ActionMap:
             keys.update({k: self.modality.names[i] for k, i in self.digit_keys.items()})
             return keys
         if self.modality.shape and self.modality.shape[0] >= 2:
-            return {k: list(d) for k, d in DIRECTION_KEYS.items()}
+            return {k: np.round(self.image_to_action @ d, 3).tolist() for k, d in DIRECTION_KEYS.items()}
         return {}
 
     def from_keys(self, keys: list[str]) -> np.ndarray:
@@ -131,8 +135,8 @@ class ActionMap:
             return self.idle
         act = self.idle.copy()
         if act.shape and act.shape[0] >= 2:
-            norm = math.hypot(dx, dy) or 1.0
-            act[0], act[1] = dx / norm, dy / norm
+            v = self.image_to_action @ np.array([dx, dy], float)
+            act[:2] = v / max(float(np.linalg.norm(v)), 1e-9) if dx or dy else 0.0  # unit length: full speed
         return act
 
     def parse(self, msg: dict[str, Any]) -> np.ndarray:
@@ -153,21 +157,53 @@ class ActionMap:
                 raise ProtocolError(f"action.choice must be an integer in 0..{max(m.n_choices - 1, 0)} "
                                     f"(discrete actions only), got {c!r}")
             return np.asarray(c, dtype=np.int64)
+        if "screen" in msg:  # a stick on the page: (x right, y down) in [-1, 1], mapped like the arrow keys
+            if m.discrete or not m.shape or m.shape[0] < 2:
+                raise ProtocolError("action.screen needs a continuous action with at least 2 axes")
+            v = _finite(msg["screen"], (2,), "action.screen")
+            act = self.idle.copy()
+            act[:2] = np.clip(self.image_to_action @ np.clip(v, -1, 1), -1, 1)
+            return act
         if "value" in msg:
             if m.discrete:
                 raise ProtocolError("this world's action is discrete: send `choice`, `name` or `keys`, not `value`")
-            try:
-                arr = np.asarray(msg["value"], dtype=np.float64)
-            except (TypeError, ValueError) as e:
-                raise ProtocolError(f"action.value must be a list of {m.shape} numbers: {e}") from None
-            if arr.shape != m.shape:
-                raise ProtocolError(f"action.value has shape {list(arr.shape)}, expected {list(m.shape)}")
-            if not np.all(np.isfinite(arr)):
-                raise ProtocolError("action.value contains NaN or infinity")
+            arr = _finite(msg["value"], m.shape, "action.value")
             lo = -np.inf if m.low is None else m.low
             hi = np.inf if m.high is None else m.high
             return np.clip(arr, lo, hi).astype(np.float32)
-        raise ProtocolError("an action message needs one of: keys, value, choice, name")
+        raise ProtocolError("an action message needs one of: keys, value, screen, choice, name")
+
+
+def _finite(value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """`value` as a float64 array of `shape` with finite entries, or ProtocolError naming `what`."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ProtocolError(f"{what} must be a list of {list(shape)} numbers: {e}") from None
+    if arr.shape != tuple(shape):
+        raise ProtocolError(f"{what} has shape {list(arr.shape)}, expected {list(shape)}")
+    if not np.all(np.isfinite(arr)):
+        raise ProtocolError(f"{what} contains NaN or infinity")
+    return arr
+
+
+def _camera_matrix(camera: Any) -> np.ndarray:
+    """Screen direction -> world (x, y) action, from a camera's image axes in the world frame.
+
+    Worlds with a 3-D camera (tabletop) put `camera: {x_axis, y_axis}` in `spec.config` (MuJoCo's
+    convention: image y points up). Their actions live in world coordinates, so ArrowUp must push along
+    the world direction that looks "up" on screen. Without a camera, actions are in image coordinates.
+    """
+    try:
+        x = np.asarray(camera["x_axis"], float)[:2]
+        y = np.asarray(camera["y_axis"], float)[:2]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return np.eye(2)
+    m = np.stack([x, -y], axis=1)  # columns: world direction of screen-right, of screen-down
+    norms = np.linalg.norm(m, axis=0)
+    if not np.all(np.isfinite(m)) or np.any(norms < 1e-6):
+        return np.eye(2)
+    return m / norms
 
 
 def parse_client_message(text: str | bytes, max_bytes: int) -> dict[str, Any]:

@@ -66,12 +66,13 @@ function onHello(h) {
 
 function keyHelp(bindings) {  // "↑/W up · ↓/S down · … · 1-9 choice by number"
   const arrows = { ArrowUp: "↑", ArrowDown: "↓", ArrowLeft: "←", ArrowRight: "→" };
-  const words = { "0,-1": "up", "0,1": "down", "-1,0": "left", "1,0": "right" };
+  const screen = { ArrowUp: "up", KeyW: "up", ArrowDown: "down", KeyS: "down",
+                   ArrowLeft: "left", KeyA: "left", ArrowRight: "right", KeyD: "right" };
   const groups = new Map();
   let digits = 0;
   for (const [k, v] of Object.entries(bindings)) {
     if (k.startsWith("Digit")) { digits++; continue; }
-    const what = Array.isArray(v) ? words[v.join()] || v.join() : v;
+    const what = Array.isArray(v) ? screen[k] || v.join() : v;  // continuous: the direction on screen
     groups.set(what, [...(groups.get(what) || []), arrows[k] || k.replace("Key", "")]);
   }
   const parts = [...groups].map(([what, ks]) => `${ks.join("/")} ${what}`);
@@ -269,8 +270,7 @@ for (const b of document.querySelectorAll("#dpad button")) {
     let x = ((e.clientX - r.left) / r.width) * 2 - 1, y = ((e.clientY - r.top) / r.height) * 2 - 1;
     const m = Math.hypot(x, y); if (m > 1) { x /= m; y /= m; }
     draw(x, y);
-    const v = new Array(state.hello.action.shape[0]).fill(0); v[0] = x; v[1] = y;
-    send({ type: "action", value: v });
+    send({ type: "action", screen: [x, y] });  // the server maps screen directions to the action's axes
   };
   c.addEventListener("pointerdown", (e) => { dragging = true; c.setPointerCapture(e.pointerId); move(e); });
   c.addEventListener("pointermove", move);
