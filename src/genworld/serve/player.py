@@ -153,7 +153,7 @@ class Player:
             rec, self.recorder = self.recorder, None
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path(self.cfg.record_dir) / f"{stamp}-{self.name}"
-        result = rec.write(out)
+        result = rec.write(out, Path(self.cfg.record_dir) / "datasets")
         if "mp4" in result:
             result["url"] = f"/recordings/{out.name}/play.mp4"
         return {"type": "recorded", **result}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -68,8 +69,8 @@ class Recorder:
             out[name] = {k: np.stack([np.asarray(r[k]) for r in rows]) for k in keys}
         return out
 
-    def write(self, out_dir: Path) -> dict[str, Any]:
-        """Write `play.mp4` and one dataset per stream under `out_dir`; returns what was written."""
+    def write(self, out_dir: Path, dataset_root: Path) -> dict[str, Any]:
+        """Write `out_dir/play.mp4` and append each stream as an episode to `dataset_root/<stream>`."""
         out_dir.mkdir(parents=True, exist_ok=True)
         eps = self.episodes()
         result: dict[str, Any] = {"steps": len(self), "dir": str(out_dir)}
@@ -80,27 +81,33 @@ class Recorder:
         result["datasets"] = {}
         for name, ep in eps.items():
             try:
-                result["datasets"][name] = write_episode(out_dir / name, self.spec, ep)
+                result["datasets"][name] = write_episode(dataset_root / name, self.spec, ep)
             except Exception as e:  # the mp4 is still worth keeping; say why the dataset is not there
                 result.setdefault("notes", []).append(f"{name} dataset not written: {e}")
         return result
 
 
-def write_episode(root: Path, spec: WorldSpec, episode: dict[str, np.ndarray]) -> str:
-    """One episode as a genworld dataset at `root` (a spec reduced to the recorded keys)."""
+_DATASET_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_LOCK = threading.Lock()
+
+
+def write_episode(root: Path, spec: WorldSpec, episode: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Append one episode to the genworld dataset at `root` (created on first use; its spec is `spec`
+    reduced to the recorded keys). Sessions recording at once take turns."""
     try:
         from genworld.data import DatasetWriter
-    except ImportError as e:
-        raise RuntimeError("genworld.data.DatasetWriter is not available in this install") from e
+    except ImportError:
+        try:
+            from genworld.data.writer import DatasetWriter
+        except ImportError as e:
+            raise RuntimeError("genworld.data.DatasetWriter is not available in this install") from e
     sub = WorldSpec(name=spec.name, fps=spec.fps, description=spec.description, config=spec.config,
                     modalities=tuple(m for m in spec.modalities if m.key in episode))
-    writer = DatasetWriter(root, sub)
-    writer.add_episode(episode, task="play")
-    for finish in ("close", "finalize", "finish"):
-        if callable(getattr(writer, finish, None)):
-            getattr(writer, finish)()
-            break
-    return str(root)
+    with _LOCKS_LOCK:
+        lock = _DATASET_LOCKS.setdefault(str(root.resolve()), threading.Lock())
+    with lock, DatasetWriter(root, sub) as writer:
+        index = writer.add_episode(episode, task="play")
+    return {"root": str(root), "episode": int(index)}
 
 
 def write_mp4(path: Path, spec: WorldSpec, model: dict[str, np.ndarray], real: dict[str, np.ndarray] | None) -> Path:
