@@ -31,6 +31,8 @@ class WorldModelConfig:
     audio: AudioTokenizerConfig = field(default_factory=AudioTokenizerConfig)  # samples set per mic
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    video_patch: int = 2  # p x p image codes per transformer token
+    audio_slots: int = 1  # transformer tokens per audio chunk (its codes split evenly)
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
 

@@ -20,12 +20,12 @@ class ImageTokenizerConfig:
     """Shape of the image autoencoder."""
 
     image_shape: tuple[int, int, int] = (64, 64, 3)  # (H, W, C) of the frames
-    channels: tuple[int, ...] = (32, 64, 96)  # one entry per stride-2 downsampling
+    channels: tuple[int, ...] = (64, 96)  # at 1/4 resolution, then one more per halving
     levels: tuple[int, ...] = (8, 8, 8, 5, 5)  # FSQ levels per code channel
 
     @property
     def factor(self) -> int:
-        return 2 ** len(self.channels)
+        return 4 * 2 ** (len(self.channels) - 1)
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -53,19 +53,17 @@ class ImageTokenizer(nn.Module):
         self.fsq = FSQ(cfg.levels)
         ch = cfg.channels
         c_in = cfg.image_shape[2]
-        enc: list[nn.Module] = [nn.Conv2d(c_in, ch[0], 3, padding=1)]
-        prev = ch[0]
-        for c in ch:
-            enc += [nn.Conv2d(prev, c, 4, stride=2, padding=1), ResBlock(c)]
-            prev = c
-        enc += [nn.GELU(), nn.Conv2d(prev, self.fsq.dim, 1)]
+        # A stride-4 patchify conv first and a pixel-shuffle last: no convolution runs at full resolution,
+        # which is where a CPU would spend most of its time.
+        enc: list[nn.Module] = [nn.Conv2d(c_in, ch[0], 4, stride=4), ResBlock(ch[0])]
+        for prev, c in zip(ch[:-1], ch[1:]):
+            enc += [nn.GELU(), nn.Conv2d(prev, c, 4, stride=2, padding=1), ResBlock(c)]
+        enc += [nn.GELU(), nn.Conv2d(ch[-1], self.fsq.dim, 1)]
         self.encoder = nn.Sequential(*enc)
         dec: list[nn.Module] = [nn.Conv2d(self.fsq.dim, ch[-1], 3, padding=1), ResBlock(ch[-1])]
-        prev = ch[-1]
-        for c in reversed(ch):
-            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(prev, c, 3, padding=1), ResBlock(c)]
-            prev = c
-        dec += [nn.GELU(), nn.Conv2d(prev, c_in, 3, padding=1)]
+        for prev, c in zip(ch[::-1][:-1], ch[::-1][1:]):
+            dec += [nn.GELU(), nn.ConvTranspose2d(prev, c, 4, stride=2, padding=1), ResBlock(c)]
+        dec += [nn.GELU(), nn.Conv2d(ch[0], c_in * 16, 1), nn.PixelShuffle(4)]
         self.decoder = nn.Sequential(*dec)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:

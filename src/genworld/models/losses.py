@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
                      ) -> tuple[torch.Tensor, dict[str, float]]:
     """Predictions at steps 0..T-2 against tokens at 1..T-1; reward/done at every step."""
     w = model.cfg.loss_weights
-    total = torch.zeros(())
+    total: Any = 0.0
     logs: dict[str, float] = {}
     B, T = tokens[model.action.key].shape[:2]
     for m in model.videos + model.audios:
@@ -56,5 +56,5 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         loss = F.binary_cross_entropy_with_logits(pred[model.done_key], tokens[model.done_key])
         total = total + w.get("done", 1.0) * loss
         logs["done/bce"] = loss.item()
-    logs["loss"] = total.item()
+    logs["loss"] = float(total)
     return total, logs

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,6 +26,7 @@ from torch import nn
 from genworld.models.audio_tokenizer import AudioTokenizer
 from genworld.models.config import WorldModelConfig
 from genworld.models.dynamics import Dynamics, KVCache
+from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
 from genworld.spec import WorldSpec
@@ -61,19 +63,19 @@ class WorldModel(nn.Module):
         self.inp = nn.ModuleDict()
         self.out = nn.ModuleDict()
         s = 0
-        for m in self.videos:
-            tok = self.image_tok[mkey(m.key)]
-            n = tok.cfg.grid[0] * tok.cfg.grid[1]
-            self.slots[m.key] = slice(s, s + n)
-            self.inp[mkey(m.key)] = nn.Linear(tok.fsq.dim, D)
-            self.out[mkey(m.key)] = nn.Linear(D, sum(tok.fsq.levels))
-            s += n
-        for m in self.audios:
-            tok = self.audio_tok[mkey(m.key)]
-            self.slots[m.key] = slice(s, s + tok.cfg.n_tokens)
-            self.inp[mkey(m.key)] = nn.Linear(tok.fsq.dim, D)
-            self.out[mkey(m.key)] = nn.Linear(D, sum(tok.fsq.levels))
-            s += tok.cfg.n_tokens
+        self.groups: dict[str, CodeGroups] = {}
+        for m in self.videos + self.audios:  # code positions grouped into tokens
+            if m.kind == "video":
+                tok = self.image_tok[mkey(m.key)]
+                g = CodeGroups(tok.cfg.grid, (cfg.video_patch, cfg.video_patch))
+            else:
+                tok = self.audio_tok[mkey(m.key)]
+                g = CodeGroups((1, tok.cfg.n_tokens), (1, tok.cfg.n_tokens // max(cfg.audio_slots, 1)))
+            self.groups[m.key] = g
+            self.slots[m.key] = slice(s, s + g.n_groups)
+            self.inp[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D)
+            self.out[mkey(m.key)] = nn.Linear(D, g.size * sum(tok.fsq.levels))
+            s += g.n_groups
         for m in self.touches:  # value and contact logit per taxel
             n = math.prod(m.shape)
             self.slots[m.key] = slice(s, s + 1)
@@ -107,7 +109,7 @@ class WorldModel(nn.Module):
     def tokenizer_loss(self, frames: dict[str, torch.Tensor], audio: dict[str, torch.Tensor]
                        ) -> tuple[torch.Tensor, dict[str, float]]:
         """frames {key: (N, H, W, 3) uint8}, audio {key: (N, S) raw} -> summed reconstruction loss."""
-        total = torch.zeros(())
+        total: Any = 0.0
         logs: dict[str, float] = {}
         for k, x in frames.items():
             loss, lg = self.image_tok[mkey(k)].loss(x)
@@ -121,18 +123,23 @@ class WorldModel(nn.Module):
 
     @torch.no_grad()
     def tokenize(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Raw data {key: (B, T, *shape)} -> tokens (see module docstring); extra keys are ignored."""
+        """Raw data {key: (B, T, *shape)} -> tokens (see module docstring); absent keys are skipped."""
         out: dict[str, torch.Tensor] = {}
         for m in self.videos:
+            if m.key not in batch:
+                continue
             x = batch[m.key]
             _, idx = self.image_tok[mkey(m.key)].encode(x.flatten(0, 1))
             out[m.key] = idx.view(*x.shape[:2], *idx.shape[1:])
         for m in self.audios:
+            if m.key not in batch:
+                continue
             x = batch[m.key]
             _, idx = self.audio_tok[mkey(m.key)].encode(self.norm.audio_in(m.key, x.flatten(0, 1).float()))
             out[m.key] = idx.view(*x.shape[:2], *idx.shape[1:])
         for m in self.touches + self.proprios:
-            out[m.key] = self.norm.encode(m.key, batch[m.key].flatten(2).float())
+            if m.key in batch:
+                out[m.key] = self.norm.encode(m.key, batch[m.key].flatten(2).float())
         a = batch[self.action.key]
         out[self.action.key] = a.long() if self.action.discrete else self.norm.encode(self.action.key, a.flatten(2).float())
         if self.reward_key and self.reward_key in batch:
@@ -142,28 +149,38 @@ class WorldModel(nn.Module):
         return out
 
     # ---- dynamics ---------------------------------------------------------------------------
-    def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None) -> torch.Tensor:
-        """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied."""
+    def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
+              rows: slice | None = None, global_batch: int | None = None) -> torch.Tensor:
+        """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied.
+
+        Corruption noise is drawn on the CPU for `global_batch` rows and the `rows` slice is used, so a
+        batch split across data-parallel ranks is corrupted exactly as it would be in one process.
+        """
         parts = []
         B, T = tokens[self.action.key].shape[:2]
+        G, rows = (global_batch or B), (rows or slice(0, B))
+        dev = tokens[self.action.key].device
         c = self.cfg.corruption
         rate = None
         if gen is not None:
-            on = (torch.rand(B, generator=gen) < c.prob).float()
-            rate = on * torch.rand(B, generator=gen)  # (B,) corruption strength in [0, 1)
+            on = (torch.rand(G, generator=gen) < c.prob).float()
+            rate = (on * torch.rand(G, generator=gen))[rows].to(dev)  # (B,) corruption strength in [0, 1)
         for m in self.videos + self.audios:
             tok = (self.image_tok if m.kind == "video" else self.audio_tok)[mkey(m.key)]
             idx = tokens[m.key]
             idx = idx.reshape(B, T, -1, idx.shape[-1])  # (B, T, n, C)
             if rate is not None:
-                swap = torch.rand(idx.shape[:3], generator=gen) < (rate * c.max_replace)[:, None, None]
-                rnd = tok.fsq.random_indices(tuple(idx.shape[:3]), gen)
+                shape = (G, *idx.shape[1:3])
+                swap = (torch.rand(shape, generator=gen)[rows].to(dev) < (rate * c.max_replace)[:, None, None])
+                rnd = tok.fsq.random_indices(shape, gen)[rows].to(dev)
                 idx = torch.where(swap[..., None], rnd, idx)
-            parts.append(self.inp[mkey(m.key)](tok.fsq.values(idx)))  # (B, T, n, D)
+            vals = self.groups[m.key].group(tok.fsq.values(idx))  # (B, T, groups, size*C)
+            parts.append(self.inp[mkey(m.key)](vals))  # (B, T, groups, D)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
             if rate is not None:
-                x = x + torch.randn(x.shape, generator=gen) * (rate * c.max_noise)[:, None, None]
+                noise = torch.randn((G, *x.shape[1:]), generator=gen)[rows].to(dev)
+                x = x + noise * (rate * c.max_noise)[:, None, None]
             parts.append(self.inp[mkey(m.key)](x)[:, :, None])
         parts.append(self.inp[mkey(self.action.key)](tokens[self.action.key])[:, :, None])
         return torch.cat(parts, dim=2) + self.slot_emb  # (B, T, S, D)
@@ -171,8 +188,10 @@ class WorldModel(nn.Module):
     def heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done)."""
         pred = {}
-        for m in self.videos + self.audios + self.touches + self.proprios:
-            pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., n, out)
+        for m in self.videos + self.audios:  # per code position: (..., n_codes, sum(levels))
+            pred[m.key] = self.groups[m.key].ungroup(self.out[mkey(m.key)](h[..., self.slots[m.key], :]))
+        for m in self.touches + self.proprios:
+            pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
         if self.reward_head is not None:
             pred[self.reward_key] = self.reward_head(ha)[..., 0]
@@ -180,9 +199,10 @@ class WorldModel(nn.Module):
             pred[self.done_key] = self.done_head(ha)[..., 0]
         return pred
 
-    def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
+                rows: slice | None = None, global_batch: int | None = None) -> dict[str, torch.Tensor]:
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}."""
-        return self.heads(self.dynamics(self.embed(tokens, gen)))
+        return self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch)))
 
     def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None
              ) -> tuple[dict[str, torch.Tensor], KVCache]:
@@ -196,9 +216,10 @@ class WorldModel(nn.Module):
         a = self.slots[self.action.key]
         return torch.cat([e[:, : a.start], e[:, a.stop:]], dim=1).mean(1)
 
-    def dynamics_loss(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None
+    def dynamics_loss(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
+                      rows: slice | None = None, global_batch: int | None = None
                       ) -> tuple[torch.Tensor, dict[str, float]]:
         """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind."""
         from genworld.models.losses import next_step_losses
 
-        return next_step_losses(self, self(tokens, gen), tokens)
+        return next_step_losses(self, self(tokens, gen, rows, global_batch), tokens)

@@ -1,0 +1,103 @@
+"""Training configuration and presets (`tiny`, `small`, `base`): functions that return configs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from genworld.models.audio_tokenizer import AudioTokenizerConfig
+from genworld.models.config import WorldModelConfig, from_dict, to_dict
+from genworld.models.dynamics import DynamicsConfig
+from genworld.models.image_tokenizer import ImageTokenizerConfig
+from genworld.spec import WorldSpec
+
+FORMAT_VERSION = 1  # bump when a run directory written by an older version can no longer be read
+
+
+@dataclass
+class TrainConfig:
+    """How to train: budgets, batches, optimiser, validation, checkpoints and devices."""
+
+    seed: int = 0
+    tok_steps: int = 1500  # stage 1: tokenizers
+    dyn_steps: int = 6000  # stage 2: dynamics on cached tokens
+    max_minutes: float | None = None  # wall-clock budget for both stages (None: steps only)
+    tok_fraction: float = 0.3  # share of a --max-steps / --max-minutes budget given to stage 1
+    tok_batch_size: int = 32  # frames per tokenizer step
+    batch_size: int = 16  # windows per dynamics step (global, split across ranks)
+    lr_tok: float = 2e-3
+    lr_dyn: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 100
+    grad_clip: float = 1.0
+    val_episodes: int = 4  # held out (deterministic by seed); at most a quarter of the episodes
+    val_every: int = 250
+    log_every: int = 10
+    ckpt_every: int = 500  # steps
+    ckpt_every_s: float = 60.0  # and at least this often in seconds
+    n_contexts: int = 8  # real windows stored in the run for sessions without a dataset
+    device: str = "auto"  # auto | cpu | cuda
+    compile: bool = False  # torch.compile the dynamics (GPU)
+    bf16: bool = True  # bf16 autocast on CUDA (CPU trains in fp32)
+
+
+@dataclass
+class RunConfig:
+    """A run: the model and how it was trained; saved as config.json in the run directory."""
+
+    preset: str = "tiny"
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(to_dict(self), indent=2)
+
+    @classmethod
+    def from_json_dict(cls, d: dict[str, Any], where: str = "config.json") -> RunConfig:
+        if d.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{where}: run format version {d.get('format_version')} is not supported by this "
+                             f"genworld (expects {FORMAT_VERSION}); retrain with this version")
+        return from_dict(cls, d, where)
+
+
+def tiny(spec: WorldSpec) -> RunConfig:
+    """About 1M parameters: trains in minutes on 2 CPU cores, steps at 30+ per second."""
+    return RunConfig("tiny", WorldModelConfig(
+        spec=spec.to_json(),
+        image=ImageTokenizerConfig(channels=(32, 48, 64), levels=(8, 8, 8, 5, 5)),
+        audio=AudioTokenizerConfig(n_tokens=4, hidden=256),
+        dynamics=DynamicsConfig(dim=128, depth=4, heads=4, window=8),
+    ), TrainConfig())
+
+
+def small(spec: WorldSpec) -> RunConfig:
+    """About 6M parameters: a workstation or one GPU."""
+    return RunConfig("small", WorldModelConfig(
+        spec=spec.to_json(),
+        image=ImageTokenizerConfig(channels=(48, 96, 128), levels=(8, 8, 8, 5, 5)),
+        audio=AudioTokenizerConfig(n_tokens=6, hidden=384),
+        dynamics=DynamicsConfig(dim=256, depth=6, heads=8, window=12),
+    ), TrainConfig(tok_steps=4000, dyn_steps=20000, batch_size=32, tok_batch_size=64, lr_dyn=6e-4))
+
+
+def base(spec: WorldSpec) -> RunConfig:
+    """About 40M parameters: GPUs, with torchrun for several."""
+    return RunConfig("base", WorldModelConfig(
+        spec=spec.to_json(),
+        image=ImageTokenizerConfig(channels=(64, 128, 256), levels=(8, 8, 8, 5, 5, 5)),
+        audio=AudioTokenizerConfig(n_tokens=8, hidden=512),
+        dynamics=DynamicsConfig(dim=512, depth=12, heads=8, window=16),
+    ), TrainConfig(tok_steps=10000, dyn_steps=100000, batch_size=64, tok_batch_size=128, lr_dyn=3e-4,
+                   warmup=1000, ckpt_every=2000))
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
+
+
+def preset(name: str, spec: WorldSpec) -> RunConfig:
+    """The preset config `name` for a world spec."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name](spec)

@@ -1,0 +1,59 @@
+"""Training logs: metrics.jsonl always, a tqdm bar, TensorBoard when installed; only rank 0 writes."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+
+class _NoBar:
+    def update(self, n: int = 1) -> None: ...
+    def set_postfix(self, **kw: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+class Logger:
+    """Appends metric records to RUN/metrics.jsonl and mirrors scalars to TensorBoard if available."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, progress: bool = True) -> None:
+        self.enabled, self.progress = enabled, progress and enabled
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.tb = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
+            except ImportError:
+                self.tb = None
+
+    def metrics(self, rec: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(rec) + "\n")
+        if self.tb is not None:
+            for k, v in rec.items():
+                if isinstance(v, int | float) and math.isfinite(v) and k not in ("global_step", "stage", "step"):
+                    self.tb.add_scalar(f"stage{rec.get('stage', 0)}/{k}", v, rec.get("global_step", 0))
+
+    def info(self, msg: str) -> None:
+        if self.enabled:
+            print(msg, file=sys.stderr, flush=True)
+
+    def bar(self, stage: int, steps: int, seconds: float, start: int = 0) -> Any:
+        if not self.progress:
+            return _NoBar()
+        from tqdm import tqdm
+
+        name = "tokenizers" if stage == 1 else "dynamics"
+        limit = f", {seconds / 60:.1f} min" if math.isfinite(seconds) else ""
+        return tqdm(total=steps, initial=start, desc=f"stage {stage}: {name}{limit}", dynamic_ncols=True,
+                    mininterval=1.0, file=sys.stderr)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

@@ -1,0 +1,75 @@
+"""Open-loop quality of a session on held-out episodes, against the copy-last-frame baseline.
+
+From C real steps, the session is stepped H times with the true actions. Per horizon h: frame PSNR
+(model and copy-last), proprio RMSE normalised by the ground truth's per-dimension std (model and
+copy-last), and touch contact F1 per taxel with a threshold from the ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genworld.train.data import EpisodeStore
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per-frame PSNR of uint8 frames (N, H, W, C) -> (N,) in dB (capped at 60)."""
+    mse = ((a.astype(np.float32) - b.astype(np.float32)) / 255) ** 2
+    return np.minimum(-10 * np.log10(mse.reshape(len(a), -1).mean(1) + 1e-10), 60.0)
+
+
+def f1(pred: np.ndarray, true: np.ndarray) -> float:
+    tp = float((pred & true).sum())
+    fp, fn = float((pred & ~true).sum()), float((~pred & true).sum())
+    return 2 * tp / max(2 * tp + fp + fn, 1e-9)
+
+
+def _nrmse(pred: np.ndarray, gt: np.ndarray, std: np.ndarray) -> list[float]:
+    """Per-horizon RMSE of (N, H, d) predictions, each dimension divided by its std."""
+    return [float(np.sqrt((((pred[:, h] - gt[:, h]) / std) ** 2).mean())) for h in range(gt.shape[1])]
+
+
+def open_loop(session: Any, store: EpisodeStore, episodes: list[int], context: int = 4, horizon: int = 16,
+              stride: int = 16, touch_threshold: dict[str, float] | None = None, batch: int = 32) -> dict[str, Any]:
+    """Per-horizon metrics over every window (stride apart) of `episodes`; lists indexed by h-1."""
+    spec = store.spec
+    akey = spec.action.key
+    wins = [(e, s) for e in episodes for s in range(0, store.length(e) - context - horizon + 1, stride)]
+    if not wins:
+        raise ValueError(f"no episode has {context + horizon} steps for context {context} + horizon {horizon}")
+    preds: dict[str, list[np.ndarray]] = {}
+    truth: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(wins), batch):
+        chunk = wins[i: i + batch]
+        win = [store.window(e, s, context + horizon) for e, s in chunk]
+        full = {k: np.stack([w[k] for w in win]) for k in win[0]}  # (B, C+H, ...)
+        session.reset({k: v[:, :context] for k, v in full.items()})
+        out = [session.step(full[akey][:, context - 1 + h]) for h in range(horizon)]
+        for k in session.obs_keys:
+            preds.setdefault(k, []).append(np.stack([o[k] for o in out], 1))  # (B, H, ...)
+            truth.setdefault(k, []).append(full[k])  # (B, C+H, ...)
+    res: dict[str, Any] = {"windows": len(wins), "context": context, "horizon": horizon}
+    for m in spec.modalities:
+        if m.key not in preds:
+            continue
+        p, t = np.concatenate(preds[m.key]), np.concatenate(truth[m.key])
+        gt, last = t[:, context:], np.repeat(t[:, context - 1: context], horizon, 1)
+        if m.kind == "video":
+            res[f"{m.key}/psnr"] = [float(psnr(p[:, h], gt[:, h]).mean()) for h in range(horizon)]
+            res[f"{m.key}/psnr_copy_last"] = [float(psnr(last[:, h], gt[:, h]).mean()) for h in range(horizon)]
+        elif m.kind == "proprio":
+            std = np.maximum(t.reshape(-1, *m.shape).std(0), 1e-6)
+            res[f"{m.key}/nrmse"] = _nrmse(p, gt, std)
+            res[f"{m.key}/nrmse_copy_last"] = _nrmse(last, gt, std)
+        elif m.kind == "touch":
+            thr = (touch_threshold or {}).get(m.key, 0.0)
+            on_p, on_t = p > thr, gt > thr
+            res[f"{m.key}/contact_f1"] = [f1(on_p[:, h], on_t[:, h]) for h in range(horizon)]
+            res[f"{m.key}/contact_f1_h1_4"] = f1(on_p[:, :4], on_t[:, :4])
+            res[f"{m.key}/threshold"] = thr
+        elif m.kind == "audio":
+            res[f"{m.key}/rms"] = float(np.sqrt((p ** 2).mean()))
+            res[f"{m.key}/rms_true"] = float(np.sqrt((gt ** 2).mean()))
+    return res

@@ -1,0 +1,44 @@
+"""Tokens of a whole dataset, computed once after stage 1 so stage 2 does no convolution work."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from genworld.models import WorldModel
+from genworld.train.data import EpisodeStore
+
+
+class TokenCache:
+    """Per key, the tokens of every episode concatenated in time: (N_steps, ...) plus episode offsets."""
+
+    def __init__(self, tokens: dict[str, torch.Tensor], offsets: list[int]) -> None:
+        self.tokens, self.offsets = tokens, offsets
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, model: WorldModel, store: EpisodeStore, device: str, chunk: int = 64) -> TokenCache:
+        """Tokenize every episode of `store` with the model's (frozen) tokenizers."""
+        was = model.training
+        model.eval()
+        parts: dict[str, list[torch.Tensor]] = {}
+        offsets = []
+        n = 0
+        for e in range(store.num_episodes):
+            offsets.append(n)
+            T = store.length(e)
+            for s in range(0, T, chunk):
+                batch = {k: torch.as_tensor(v[e][s: s + chunk])[None].to(device) for k, v in store.arrays.items()}
+                for k, v in model.tokenize(batch).items():
+                    parts.setdefault(k, []).append(v[0])
+            n += T
+        model.train(was)
+        return cls({k: torch.cat(v) for k, v in parts.items()}, offsets)
+
+    def gather(self, windows: list[tuple[int, int]], length: int) -> dict[str, torch.Tensor]:
+        """(episode, start) windows of `length` steps -> {key: (B, length, ...)}."""
+        if not windows:
+            raise ValueError("no windows to gather")
+        starts = np.array([self.offsets[e] + s for e, s in windows])
+        idx = torch.as_tensor(starts[:, None] + np.arange(length)[None])  # (B, L)
+        return {k: v[idx.to(v.device)] for k, v in self.tokens.items()}
