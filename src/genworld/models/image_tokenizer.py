@@ -1,6 +1,8 @@
 """Image tokenizer: a small convolutional autoencoder with FSQ codes on a spatial grid.
 
-A (H, W, 3) frame becomes an (H/2^n, W/2^n) grid of FSQ codes (8x8 for 64x64 with n = 3). Frames
+A (H, W, 3) frame becomes an (H/f, W/f) grid of FSQ codes, f = 4 * 2^(len(channels) - 1): 16x16 for
+64x64 with one stage. (An 8x8 grid, two stages, stalled at the mean frame, ~15 dB, on bounce; 16x16
+reaches ~28 dB in 90 s on 2 cores.) Frames
 whose sides are not multiples of 2^n are padded by replication and cropped after decoding.
 """
 
@@ -93,7 +95,9 @@ class ImageTokenizer(nn.Module):
         values, _ = self.encode(frames)
         rec = self.decode(values)
         target = frames.float() / 255
+        # Plain MSE: an L1 term pulls every pixel to the median (the background) and, with small
+        # objects on a plain background, the autoencoder then stalls at the mean frame.
         mse = F.mse_loss(rec, target)
-        loss = mse + 0.5 * F.l1_loss(rec, target)
+        loss = mse
         psnr = -10 * torch.log10(F.mse_loss(rec.detach().clamp(0, 1), target) + 1e-10)
         return loss, {"image_mse": mse.item(), "image_psnr": psnr.item()}

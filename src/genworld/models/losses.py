@@ -56,5 +56,5 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         loss = F.binary_cross_entropy_with_logits(pred[model.done_key], tokens[model.done_key])
         total = total + w.get("done", 1.0) * loss
         logs["done/bce"] = loss.item()
-    logs["loss"] = float(total)
+    logs["loss"] = float(total.detach()) if torch.is_tensor(total) else float(total)
     return total, logs

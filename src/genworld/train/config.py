@@ -66,7 +66,7 @@ def tiny(spec: WorldSpec) -> RunConfig:
     """About 1M parameters: trains in minutes on 2 CPU cores, steps at 30+ per second."""
     return RunConfig("tiny", WorldModelConfig(
         spec=spec.to_json(),
-        image=ImageTokenizerConfig(channels=(32, 48, 64), levels=(8, 8, 8, 5, 5)),
+        image=ImageTokenizerConfig(channels=(64,), levels=(8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=4, hidden=256),
         dynamics=DynamicsConfig(dim=128, depth=4, heads=4, window=8),
     ), TrainConfig())
@@ -76,7 +76,7 @@ def small(spec: WorldSpec) -> RunConfig:
     """About 6M parameters: a workstation or one GPU."""
     return RunConfig("small", WorldModelConfig(
         spec=spec.to_json(),
-        image=ImageTokenizerConfig(channels=(48, 96, 128), levels=(8, 8, 8, 5, 5)),
+        image=ImageTokenizerConfig(channels=(96,), levels=(8, 8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=6, hidden=384),
         dynamics=DynamicsConfig(dim=256, depth=6, heads=8, window=12),
     ), TrainConfig(tok_steps=4000, dyn_steps=20000, batch_size=32, tok_batch_size=64, lr_dyn=6e-4))
@@ -86,7 +86,7 @@ def base(spec: WorldSpec) -> RunConfig:
     """About 40M parameters: GPUs, with torchrun for several."""
     return RunConfig("base", WorldModelConfig(
         spec=spec.to_json(),
-        image=ImageTokenizerConfig(channels=(64, 128, 256), levels=(8, 8, 8, 5, 5, 5)),
+        image=ImageTokenizerConfig(channels=(128,), levels=(8, 8, 8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=8, hidden=512),
         dynamics=DynamicsConfig(dim=512, depth=12, heads=8, window=16),
     ), TrainConfig(tok_steps=10000, dyn_steps=100000, batch_size=64, tok_batch_size=128, lr_dyn=3e-4,

@@ -180,7 +180,7 @@ class Trainer:
                        "elapsed_s": round(self.state["elapsed_s"], 2),
                        **{k: all_mean(v, self.dist) for k, v in logs.items()}}
                 self.log.metrics(rec)
-                bar.set_postfix(loss=f"{rec.get('loss', float(loss)):.3f}", sps=f"{gb / dt:.0f}")
+                bar.set_postfix(loss=f"{rec.get('loss', loss.item()):.3f}", sps=f"{gb / dt:.0f}")
             bar.update(1)
             if (step + 1) % self.tc.val_every == 0:
                 self.log.metrics(self.validate(stage, cache))

@@ -1,0 +1,145 @@
+"""The world model's modules: tokenizer shapes, FSQ, token grouping, causality and the KV cache."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from genworld.models import WorldModel, from_dict, to_dict
+from genworld.models.config import WorldModelConfig
+from genworld.models.dynamics import DynamicsConfig
+from genworld.models.fsq import FSQ
+from genworld.models.grouping import CodeGroups
+from genworld.models.sampling import decode_step, sample_step
+from genworld.train.config import tiny
+from genworld.train.synthetic import synthetic_episode, synthetic_spec
+
+
+def small_model(discrete: bool = False, window: int = 6) -> WorldModel:
+    """A tiny-preset model with a shallow transformer (fast enough for unit tests)."""
+    torch.manual_seed(0)
+    cfg = tiny(synthetic_spec(discrete_action=discrete)).model
+    cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window))
+    return WorldModel(cfg).eval()
+
+
+def batch_of(model: WorldModel, B: int = 2, T: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
+    eps = [synthetic_episode(model.spec, T, seed + i) for i in range(B)]
+    return {k: torch.as_tensor(np.stack([e[k] for e in eps])) for k in eps[0] if not k.startswith("gt.")}
+
+
+def test_fsq_values_round_trip_through_indices() -> None:
+    fsq = FSQ((8, 5, 3))
+    z = torch.randn(10, 3) * 3
+    values, idx = fsq(z)
+    assert idx.min() >= 0 and (idx < torch.tensor([8, 5, 3])).all()
+    assert torch.allclose(fsq.values(idx), values)
+    assert values.abs().max() <= 1
+
+
+def test_code_groups_round_trip() -> None:
+    g = CodeGroups((8, 8), (2, 2))
+    x = torch.randn(3, 64, 5)
+    y = g.group(x)
+    assert y.shape == (3, 16, 20)
+    assert torch.equal(g.ungroup(y), x)
+    # a group holds a 2x2 patch of the grid: positions (0,0), (0,1), (1,0), (1,1)
+    assert torch.equal(y[0, 0].view(4, 5), x[0, [0, 1, 8, 9]])
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_shapes_of_tokens_predictions_and_decoded_step(discrete: bool) -> None:
+    model = small_model(discrete)
+    B, T = 2, 5
+    tokens = model.tokenize(batch_of(model, B, T))
+    gh, gw = model.image_tok["observation__images__top"].cfg.grid
+    assert tokens["observation.images.top"].shape == (B, T, gh, gw, 5)
+    assert tokens["observation.audio.mic"].shape == (B, T, 4, 4)
+    assert tokens["observation.tactile.ring"].shape == (B, T, 4)
+    assert tokens["action"].shape == ((B, T) if discrete else (B, T, 2))
+    pred = model(tokens)
+    assert pred["observation.images.top"].shape == (B, T, gh * gw, sum(model.cfg.image.levels))
+    assert pred["observation.state"].shape == (B, T, 1, 4)
+    assert pred["next.reward"].shape == (B, T)
+    loss, logs = model.dynamics_loss(tokens, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and loss.item() > 0 and "observation.images.top/ce" in logs
+    nxt = sample_step(model, {k: v[:, -1] for k, v in pred.items()}, temperature=1.0, top_k=3,
+                      gen=torch.Generator().manual_seed(0))
+    obs = decode_step(model, nxt)
+    assert obs["observation.images.top"].shape == (B, 64, 64, 3)
+    assert obs["observation.images.top"].dtype == torch.uint8
+    assert obs["observation.audio.mic"].shape == (B, 400)
+    assert obs["observation.tactile.ring"].shape == (B, 4)
+    assert obs["next.done"].dtype == torch.bool
+
+
+def test_a_future_step_never_changes_a_past_prediction() -> None:
+    model = small_model()
+    tokens = model.tokenize(batch_of(model, 2, 6))
+    before = model(tokens)
+    changed = {k: v.clone() for k, v in tokens.items()}
+    t = 3  # change every modality of steps 3.. (action included)
+    changed["observation.images.top"][:, t:] = (changed["observation.images.top"][:, t:] + 1) % 5
+    changed["observation.state"][:, t:] += 5.0
+    changed["action"][:, t:] = -changed["action"][:, t:]
+    after = model(changed)
+    for k in before:
+        assert torch.allclose(before[k][:, :t], after[k][:, :t], atol=1e-5), k
+        assert not torch.allclose(before[k][:, t:], after[k][:, t:], atol=1e-5), k
+
+
+def test_kv_cached_steps_equal_the_uncached_forward() -> None:
+    model = small_model(window=6)
+    tokens = model.tokenize(batch_of(model, 2, 6))
+    full = model(tokens)
+    cache = None
+    for t in range(6):
+        one = {k: v[:, t: t + 1] for k, v in tokens.items()}
+        pred, cache = model.step(one, t, cache)
+        for k in full:
+            assert torch.allclose(pred[k], full[k][:, t], atol=1e-4), (k, t)
+
+
+def test_cache_slides_so_long_rollouts_keep_constant_size() -> None:
+    model = small_model(window=4)
+    tokens = model.tokenize(batch_of(model, 1, 3))
+    one = {k: v[:, :1] for k, v in tokens.items()}
+    cache = None
+    for t in range(600):
+        pred, cache = model.step(one, t, cache)
+    assert cache[0][0].shape[2] == 3 * model.tokens_per_step  # window - 1 past steps
+    assert all(torch.isfinite(v).all() for v in pred.values())
+
+
+def test_uncached_forward_refuses_windows_longer_than_trained() -> None:
+    model = small_model(window=4)
+    with pytest.raises(ValueError, match="attention window"):
+        model(model.tokenize(batch_of(model, 1, 5)))
+
+
+def test_config_round_trips_through_json_and_rejects_unknown_keys() -> None:
+    cfg = tiny(synthetic_spec()).model
+    assert from_dict(WorldModelConfig, to_dict(cfg)) == cfg
+    bad = to_dict(cfg)
+    bad["dynamics"]["layers"] = 3
+    with pytest.raises(ValueError, match="unknown keys \\['layers'\\]"):
+        from_dict(WorldModelConfig, bad)
+
+
+def test_tokenizers_reconstruct_to_the_right_shape_and_learn() -> None:
+    model = small_model()
+    frames = torch.as_tensor(batch_of(model, 2, 4)["observation.images.top"].flatten(0, 1))
+    tok = model.image_tok["observation__images__top"]
+    opt = torch.optim.Adam(tok.parameters(), lr=2e-3)
+    first = None
+    for _ in range(30):
+        loss, logs = tok.loss(frames)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = first if first is not None else logs["image_psnr"]
+    assert logs["image_psnr"] > first + 3
+    assert tok.decode_indices(tok.encode(frames)[1]).shape == (8, 64, 64, 3)

@@ -1,0 +1,122 @@
+"""Training runs end to end: files of a run, resume after a kill, bad input, held-out split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genworld.train.checkpoint import latest_checkpoint, load_checkpoint
+from genworld.train.data import check_compatible, from_episodes
+from genworld.train.distributed import DistInfo
+from genworld.train.logger import Logger
+from genworld.train.run import read_run_config, train_run
+from genworld.train.synthetic import synthetic_episode, synthetic_spec
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    weights, _, _ = load_checkpoint(latest_checkpoint(run))
+    return weights
+
+
+def test_a_run_holds_what_a_session_needs(tmp_path, store, small_cfg) -> None:
+    run = tmp_path / "run"
+    res = train_run(small_cfg(store), store, run, False, DistInfo(), progress=False)
+    assert res["done"] and res["global_step"] == 10
+    for name in ("config.json", "spec.json", "stats.json", "split.json", "contexts.safetensors", "metrics.jsonl"):
+        assert (run / name).exists(), name
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["val"]) == 2 and not set(split["val"]) & set(split["train"])
+    assert read_run_config(run).model.dynamics.dim == 32
+    ctx = load_file(str(run / "contexts.safetensors"))
+    assert ctx["observation.images.top"].shape[1:] == (4, 32, 32, 3)
+    assert not any(k.startswith("gt.") for k in ctx)  # ground truth never enters a model run
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("val/loss" in r for r in recs) and all(np.isfinite(r.get("loss", 0.0)) for r in recs)
+
+
+@pytest.mark.parametrize("kill_at", [3, 9])  # stage 1 (tokenizers) and stage 2 (dynamics)
+def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, store, small_cfg, monkeypatch,
+                                                                   kill_at) -> None:
+    whole = tmp_path / "whole"
+    train_run(small_cfg(store), store, whole, False, DistInfo(), progress=False)
+
+    killed = tmp_path / "killed"
+    real_metrics = Logger.metrics
+
+    def die(self, rec):  # a kill after step `kill_at`, past the last checkpoint (saved every 2 steps)
+        real_metrics(self, rec)
+        if rec.get("global_step") == kill_at and "lr" in rec:  # a training record
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Logger, "metrics", die)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(small_cfg(store), store, killed, False, DistInfo(), progress=False)
+    monkeypatch.setattr(Logger, "metrics", real_metrics)
+    assert latest_checkpoint(killed) is not None
+    with pytest.raises(ValueError, match="--resume"):
+        train_run(small_cfg(store), store, killed, False, DistInfo(), progress=False)
+    train_run(small_cfg(store), store, killed, True, DistInfo(), progress=False)
+    a, b = final_weights(whole), final_weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_nan_in_data_is_refused_naming_episode_key_and_step() -> None:
+    spec = synthetic_spec(size=32, samples=200)
+    eps = [synthetic_episode(spec, 10, s) for s in range(2)]
+    eps[1]["observation.state"][7, 2] = np.nan
+    with pytest.raises(ValueError, match=r"episode 1, observation.state: NaN or inf at step 7"):
+        from_episodes(spec, eps)
+
+
+def test_wrong_shape_in_data_is_refused() -> None:
+    spec = synthetic_spec(size=32, samples=200)
+    ep = synthetic_episode(spec, 10, 0)
+    ep["observation.tactile.ring"] = ep["observation.tactile.ring"][:, :3]
+    with pytest.raises(ValueError, match=r"observation.tactile.ring: per-step shape \(3,\), spec says \(4,\)"):
+        from_episodes(spec, [ep])
+
+
+def test_a_dataset_with_other_modalities_does_not_fit_a_run(tmp_path, store, small_cfg) -> None:
+    run = tmp_path / "run"
+    train_run(small_cfg(store), store, run, False, DistInfo(), progress=False)
+    other = synthetic_spec(size=32, samples=200, discrete_action=True)
+    with pytest.raises(ValueError, match="do not match the run's.*action"):
+        check_compatible(store.spec, other, "here")
+    other_store = from_episodes(other, [synthetic_episode(other, 16, s) for s in range(4)])
+    with pytest.raises(ValueError, match="do not match"):
+        train_run(small_cfg(store), other_store, run, True, DistInfo(), progress=False)
+
+
+def test_corrupt_truncated_and_incompatible_checkpoints_are_clear_errors(tmp_path, store, small_cfg) -> None:
+    from genworld.rollout.session import WorldSession
+
+    run = tmp_path / "run"
+    train_run(small_cfg(store), store, run, False, DistInfo(), progress=False)
+    path = latest_checkpoint(run)
+    tensors = path.with_suffix(".safetensors")
+    data = tensors.read_bytes()
+    tensors.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="corrupt or truncated"):
+        WorldSession.load(run)
+    tensors.write_bytes(data)
+    WorldSession.load(run)  # intact again
+
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["model"]["dynamics"]["dim"] = 64
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="does not fit the model"):
+        WorldSession.load(run)
+    cfg["format_version"] = 999
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="format version 999"):
+        WorldSession.load(run)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        load_checkpoint(path)
