@@ -71,6 +71,22 @@ def compose_frames(spec: WorldSpec, truth: dict[str, np.ndarray], model: dict[st
     return np.stack(out)
 
 
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+
+def to_aac_rate(audio: np.ndarray, rate: int) -> tuple[np.ndarray, int]:
+    """Resample mono audio to the nearest AAC sample rate at or above `rate` (unchanged if it is one)."""
+    if rate in AAC_RATES:
+        return audio, rate
+    from math import gcd
+
+    from scipy.signal import resample_poly
+
+    target = next((r for r in AAC_RATES if r >= rate), AAC_RATES[-1])
+    g = gcd(target, rate)
+    return resample_poly(audio, target // g, rate // g).astype(np.float32), target
+
+
 def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None = None, sample_rate: int = 0) -> None:
     """H.264 video (T, H, W, 3) uint8 with an optional mono AAC track, written atomically."""
     import av
@@ -82,6 +98,7 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int, audio: np.ndarray | None
         vs.width, vs.height, vs.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         as_ = None
         if audio is not None and sample_rate:
+            audio, sample_rate = to_aac_rate(audio, sample_rate)
             as_ = c.add_stream("aac", rate=sample_rate)
             as_.layout = "mono"
         for f in frames:

@@ -54,9 +54,9 @@ class DreamEnv(gym.Env):
         if seed is not None:
             self.session.gen.manual_seed(seed)
         last = self.session.reset(ctx)
-        self._obs = {k: v[0] for k, v in last.items()}
+        self._obs = {k: v[0].copy() for k, v in last.items()}  # callers keep observations: never share them
         self._steps = 0
-        return self._obs, {}
+        return dict(self._obs), {}
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         spec = self.session.spec
@@ -72,7 +72,7 @@ class DreamEnv(gym.Env):
             reward = float(out[rkey][0]) if rkey in out else 0.0
         terminated = bool(out[dkey][0]) if dkey in out else False
         truncated = self._steps >= self.max_steps
-        return self._obs, reward, terminated, truncated, {}
+        return dict(self._obs), reward, terminated, truncated, {}
 
     def render(self) -> np.ndarray | None:
         """The first camera's latest predicted frame (H, W, 3) uint8."""

@@ -107,7 +107,7 @@ class WorldSession:
             _, self._cache = self.model.step(one, self._t, self._cache)
             self._t += 1
         self._pending = {k: tokens[k][:, C - 1: C] for k in self.obs_keys}
-        return {k: np.asarray(context[k])[:, -1] for k in self.obs_keys}
+        return {k: np.array(context[k])[:, -1] for k in self.obs_keys}  # copies: never alias the caller's data
 
     def _action_tokens(self, action: np.ndarray) -> torch.Tensor:
         a = self.spec.action
