@@ -41,6 +41,16 @@ def _stage(title: str, argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def _held_out_episode(run_dir: Path) -> int:
+    """The first validation episode of the run (never trained on), else 0."""
+    import json
+
+    try:
+        return int(json.loads((run_dir / "split.json").read_text())["val"][0])
+    except (OSError, ValueError, KeyError, IndexError):
+        return 0
+
+
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data, run_dir, report, video = out / "data", out / "run", out / "report", out / "dream.mp4"
@@ -62,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
             ["eval", "--run", str(run_dir), "--data", str(data), "--out", str(report),
              "--episodes", "8", "--context", "4", "--horizon", "16"],
         )
+    episode = _held_out_episode(run_dir)
     times["dream"] = _stage(
         "4/4 dream",
-        ["dream", "--run", str(run_dir), "--data", str(data), "--episode", "0",
+        ["dream", "--run", str(run_dir), "--data", str(data), "--episode", str(episode),
          "--context", "4", "--horizon", "48", "--out", str(video)],
     )
     print("\n=== done in " + ", ".join(f"{k} {v:.0f}s" for k, v in times.items()))
@@ -72,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"  run         {run_dir}     (config.json, checkpoints, metrics.jsonl)")
     if have_eval:
         print(f"  report      {report}/report.md")
-    print(f"  dream video {video}   (ground truth | model, with the model's sound)")
+    print(f"  dream video {video}   (held-out episode {episode}: ground truth | model, with the model's sound)")
     print("\nnext:")
     print(f"  genworld play --run {run_dir} --data {data}     # then open http://127.0.0.1:8000")
     print(f"  genworld plan --run {run_dir} --task push --episodes 20 --out {out / 'plan'}")
