@@ -56,7 +56,7 @@ def test_shapes_of_tokens_predictions_and_decoded_step(discrete: bool) -> None:
     B, T = 2, 5
     tokens = model.tokenize(batch_of(model, B, T))
     gh, gw = model.image_tok["observation__images__top"].cfg.grid
-    assert tokens["observation.images.top"].shape == (B, T, gh, gw, 5)
+    assert tokens["observation.images.top"].shape == (B, T, gh, gw, len(model.cfg.image.levels))
     assert tokens["observation.audio.mic"].shape == (B, T, 4, 4)
     assert tokens["observation.tactile.ring"].shape == (B, T, 4)
     assert tokens["action"].shape == ((B, T) if discrete else (B, T, 2))
@@ -95,10 +95,11 @@ def test_kv_cached_steps_equal_the_uncached_forward() -> None:
     model = small_model(window=6)
     tokens = model.tokenize(batch_of(model, 2, 6))
     full = model(tokens)
-    cache = None
+    cache, prev = None, None
     for t in range(6):
         one = {k: v[:, t: t + 1] for k, v in tokens.items()}
-        pred, cache = model.step(one, t, cache)
+        pred, cache = model.step(one, t, cache, prev)
+        prev = one
         for k in full:
             assert torch.allclose(pred[k], full[k][:, t], atol=1e-4), (k, t)
 
@@ -143,3 +144,18 @@ def test_tokenizers_reconstruct_to_the_right_shape_and_learn() -> None:
         first = first if first is not None else logs["image_psnr"]
     assert logs["image_psnr"] > first + 3
     assert tok.decode_indices(tok.encode(frames)[1]).shape == (8, 64, 64, 3)
+
+
+def test_local_image_codes_change_only_where_pixels_change() -> None:
+    from genworld.models.image_tokenizer import ImageTokenizer, ImageTokenizerConfig
+
+    torch.manual_seed(0)
+    tok = ImageTokenizer(ImageTokenizerConfig(image_shape=(32, 32, 3), channels=(16,), levels=(5, 5, 5)))
+    x = torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8)
+    y = x.clone()
+    y[0, 4:8, 8:12] = 255 - y[0, 4:8, 8:12]  # the pixels of code cell (1, 2) only
+    latent = lambda f: tok.encoder(f.float().permute(0, 3, 1, 2) / 127.5 - 1)[0]  # noqa: E731 (C, 8, 8), before FSQ
+    moved = (latent(x) != latent(y)).any(0)  # (8, 8) cells whose latent changed
+    assert moved[1, 2]
+    moved[1, 2] = False
+    assert not moved.any()

@@ -17,9 +17,9 @@ from genworld.models.image_tokenizer import ImageTokenizerConfig
 class CorruptionConfig:
     """Context corruption during dynamics training (against drift on the model's own outputs)."""
 
-    prob: float = 0.8  # fraction of samples corrupted
-    max_replace: float = 0.25  # max fraction of discrete tokens replaced by random codes
-    max_noise: float = 0.3  # max std of Gaussian noise on normalised continuous inputs
+    prob: float = 0.5  # fraction of samples corrupted
+    max_replace: float = 0.1  # max fraction of discrete tokens replaced by random codes
+    max_noise: float = 0.2  # max std of Gaussian noise on normalised continuous inputs
 
 
 @dataclass
@@ -31,8 +31,10 @@ class WorldModelConfig:
     audio: AudioTokenizerConfig = field(default_factory=AudioTokenizerConfig)  # samples set per mic
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
-    video_patch: int = 2  # p x p image codes per transformer token
+    video_patch: int = 4  # p x p image codes per transformer token
+    video_conv: int = 32  # channels of the conv stem/head on the image code grid (0: linear in and out)
     audio_slots: int = 1  # transformer tokens per audio chunk (its codes split evenly)
+    changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
 

@@ -11,14 +11,20 @@ if TYPE_CHECKING:
     from genworld.models.world_model import WorldModel
 
 
-def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
-    """Cross-entropy of per-channel FSQ logits (..., sum(levels)) against indices (..., C)."""
-    total = logits.new_zeros(())
+def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
+            weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy of per-channel FSQ logits (..., sum(levels)) against indices (..., C), optionally
+    a weighted mean over code positions with `weight` (...)."""
+    total = logits.new_zeros(idx.shape[:-1])
     off = 0
     for c, lv in enumerate(levels):
-        total = total + F.cross_entropy(logits[..., off: off + lv].reshape(-1, lv), idx[..., c].reshape(-1))
+        ce = F.cross_entropy(logits[..., off: off + lv].reshape(-1, lv), idx[..., c].reshape(-1), reduction="none")
+        total = total + ce.view(idx.shape[:-1])
         off += lv
-    return total / len(levels)
+    total = total / len(levels)
+    if weight is None:
+        return total.mean()
+    return (total * weight).sum() / weight.sum()
 
 
 def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]
@@ -30,8 +36,12 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
     B, T = tokens[model.action.key].shape[:2]
     for m in model.videos + model.audios:
         tok = (model.image_tok if m.kind == "video" else model.audio_tok)[m.key.replace(".", "__")]
-        idx = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)[:, 1:]
-        loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels)
+        codes = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)
+        idx = codes[:, 1:]
+        # Most codes of a frame repeat the previous step's (static background); the ones that change
+        # carry the dynamics, so they weigh more.
+        changed = (idx != codes[:, :-1]).any(-1).float()  # (B, T-1, n)
+        loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels, 1 + model.cfg.changed_code_weight * changed)
         total = total + w.get(m.kind, 1.0) * loss
         logs[f"{m.key}/ce"] = loss.item()
     for m in model.touches:

@@ -29,6 +29,7 @@ from genworld.models.dynamics import Dynamics, KVCache
 from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
+from genworld.models.video_codes import VideoCodeIO
 from genworld.spec import WorldSpec
 
 
@@ -73,8 +74,11 @@ class WorldModel(nn.Module):
                 g = CodeGroups((1, tok.cfg.n_tokens), (1, tok.cfg.n_tokens // max(cfg.audio_slots, 1)))
             self.groups[m.key] = g
             self.slots[m.key] = slice(s, s + g.n_groups)
-            self.inp[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D)
-            self.out[mkey(m.key)] = nn.Linear(D, g.size * sum(tok.fsq.levels))
+            if m.kind == "video" and cfg.video_conv > 0:
+                self.inp[mkey(m.key)] = VideoCodeIO(tok.cfg.grid, tok.fsq.levels, g, D, cfg.video_conv)
+            else:
+                self.inp[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D)
+                self.out[mkey(m.key)] = nn.Linear(D, g.size * sum(tok.fsq.levels))
             s += g.n_groups
         for m in self.touches:  # value and contact logit per taxel
             n = math.prod(m.shape)
@@ -150,11 +154,13 @@ class WorldModel(nn.Module):
 
     # ---- dynamics ---------------------------------------------------------------------------
     def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
-              rows: slice | None = None, global_batch: int | None = None) -> torch.Tensor:
+              rows: slice | None = None, global_batch: int | None = None,
+              prev: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied.
 
         Corruption noise is drawn on the CPU for `global_batch` rows and the `rows` slice is used, so a
         batch split across data-parallel ranks is corrupted exactly as it would be in one process.
+        `prev` holds the image codes of the step before the first one (B, 1, ...) when there is one.
         """
         parts = []
         B, T = tokens[self.action.key].shape[:2]
@@ -174,8 +180,14 @@ class WorldModel(nn.Module):
                 swap = (torch.rand(shape, generator=gen)[rows].to(dev) < (rate * c.max_replace)[:, None, None])
                 rnd = tok.fsq.random_indices(shape, gen)[rows].to(dev)
                 idx = torch.where(swap[..., None], rnd, idx)
-            vals = self.groups[m.key].group(tok.fsq.values(idx))  # (B, T, groups, size*C)
-            parts.append(self.inp[mkey(m.key)](vals))  # (B, T, groups, D)
+            io = self.inp[mkey(m.key)]
+            if isinstance(io, VideoCodeIO):
+                before = None
+                if prev is not None and m.key in prev:
+                    before = tok.fsq.values(prev[m.key].reshape(B, 1, -1, idx.shape[-1]))
+                parts.append(io.embed(tok.fsq.values(idx), before))  # (B, T, groups, D)
+            else:
+                parts.append(io(self.groups[m.key].group(tok.fsq.values(idx))))  # (B, T, groups, D)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
             if rate is not None:
@@ -189,7 +201,10 @@ class WorldModel(nn.Module):
         """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done)."""
         pred = {}
         for m in self.videos + self.audios:  # per code position: (..., n_codes, sum(levels))
-            pred[m.key] = self.groups[m.key].ungroup(self.out[mkey(m.key)](h[..., self.slots[m.key], :]))
+            io = self.inp[mkey(m.key)]
+            hm = h[..., self.slots[m.key], :]
+            pred[m.key] = (io.logits(hm) if isinstance(io, VideoCodeIO)
+                           else self.groups[m.key].ungroup(self.out[mkey(m.key)](hm)))
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
@@ -204,10 +219,11 @@ class WorldModel(nn.Module):
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}."""
         return self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch)))
 
-    def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None
-             ) -> tuple[dict[str, torch.Tensor], KVCache]:
-        """One cached inference step: tokens of step t {key: (B, 1, ...)} -> predictions {key: (B, ...)}."""
-        h, cache = self.dynamics.step(self.embed(tokens)[:, 0], t, cache)
+    def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None,
+             prev: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], KVCache]:
+        """One cached inference step: tokens of step t {key: (B, 1, ...)} (and `prev`, those of step t-1,
+        None at the first step) -> predictions {key: (B, ...)}."""
+        h, cache = self.dynamics.step(self.embed(tokens, prev=prev)[:, 0], t, cache)
         return self.heads(h), cache
 
     def latent(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:

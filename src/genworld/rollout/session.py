@@ -36,6 +36,7 @@ class WorldSession:
         self.obs_keys = [m.key for m in model.videos + model.audios + model.touches + model.proprios]
         self._cache: Any = None
         self._pending: dict[str, torch.Tensor] | None = None  # tokens (B, 1, ...) of the latest step, no action
+        self._prev: dict[str, torch.Tensor] | None = None  # tokens of the step before it (motion cue), or None
         self._t = 0
 
     # ---- construction ------------------------------------------------------------------------
@@ -57,7 +58,13 @@ class WorldSession:
         model = WorldModel(cfg.model)
         load_model_weights(model, weights, str(path))
         ctx_path = run_dir / "contexts.safetensors"
-        contexts = {k: v.numpy() for k, v in load_file(str(ctx_path)).items()} if ctx_path.exists() else {}
+        contexts = {}
+        if ctx_path.exists():
+            try:
+                contexts = {k: v.numpy() for k, v in load_file(str(ctx_path)).items()}
+            except Exception as e:  # safetensors raises its own error types for corrupt files
+                raise ValueError(f"{ctx_path} is corrupt ({e}); delete it (sessions then need a context from a "
+                                 "dataset) or retrain") from e
         return cls(model, device, temperature, top_k, seed, contexts)
 
     @property
@@ -101,10 +108,11 @@ class WorldSession:
         if C < 1:
             raise ValueError("reset(context): the context needs at least one step")
         tokens = self.model.tokenize(ctx)
-        self._cache, self._t = None, 0
+        self._cache, self._t, self._prev = None, 0, None
         for t in range(C - 1):
             one = {k: v[:, t: t + 1] for k, v in tokens.items()}
-            _, self._cache = self.model.step(one, self._t, self._cache)
+            _, self._cache = self.model.step(one, self._t, self._cache, self._prev)
+            self._prev = {k: one[k] for k in self.obs_keys}
             self._t += 1
         self._pending = {k: tokens[k][:, C - 1: C] for k in self.obs_keys}
         return {k: np.array(context[k])[:, -1] for k in self.obs_keys}  # copies: never alias the caller's data
@@ -135,9 +143,10 @@ class WorldSession:
         if self._pending is None:
             raise RuntimeError("step() before reset(): start the session from a context first")
         tokens = {**self._pending, self.spec.action.key: self._action_tokens(action)}
-        pred, self._cache = self.model.step(tokens, self._t, self._cache)
+        pred, self._cache = self.model.step(tokens, self._t, self._cache, self._prev)
         nxt = sample_step(self.model, pred, self.temperature, self.top_k, self.gen)
         self._t += 1
+        self._prev = self._pending
         self._pending = {k: nxt[k] for k in self.obs_keys}
         return {k: v.cpu().numpy() for k, v in decode_step(self.model, nxt).items()}
 
@@ -156,10 +165,11 @@ class WorldSession:
     def snapshot(self) -> dict[str, Any]:
         """The session's state (tensors are never modified in place, so references suffice)."""
         return {"cache": self._cache, "pending": dict(self._pending or {}), "t": self._t,
-                "gen": self.gen.get_state()}
+                "prev": None if self._prev is None else dict(self._prev), "gen": self.gen.get_state()}
 
     def restore(self, snap: dict[str, Any]) -> None:
         self._cache, self._pending, self._t = snap["cache"], dict(snap["pending"]), snap["t"]
+        self._prev = None if snap["prev"] is None else dict(snap["prev"])
         self.gen.set_state(snap["gen"])
 
     def expand(self, n: int) -> None:
@@ -168,6 +178,8 @@ class WorldSession:
             raise RuntimeError("expand() before reset()")
         rep = lambda x: x.repeat_interleave(n, dim=0)  # noqa: E731
         self._pending = {k: rep(v) for k, v in self._pending.items()}
+        if self._prev is not None:
+            self._prev = {k: rep(v) for k, v in self._prev.items()}
         if self._cache is not None:
             self._cache = [(rep(k), rep(v)) for k, v in self._cache]
 

@@ -12,7 +12,7 @@ from genworld.models.dynamics import DynamicsConfig
 from genworld.models.image_tokenizer import ImageTokenizerConfig
 from genworld.spec import WorldSpec
 
-FORMAT_VERSION = 1  # bump when a run directory written by an older version can no longer be read
+FORMAT_VERSION = 2  # bump when a run directory written by an older version can no longer be read
 
 
 @dataclass

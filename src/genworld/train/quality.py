@@ -73,3 +73,36 @@ def open_loop(session: Any, store: EpisodeStore, episodes: list[int], context: i
             res[f"{m.key}/rms"] = float(np.sqrt((p ** 2).mean()))
             res[f"{m.key}/rms_true"] = float(np.sqrt((gt ** 2).mean()))
     return res
+
+
+def free_run(session: Any, context: dict[str, np.ndarray], steps: int = 500, seed: int = 0) -> dict[str, float]:
+    """Step a session `steps` times from `context` with random actions in range; summarise how far its
+    outputs wander: {key/max_abs, key/finite} per float modality, and frame mean brightness drift."""
+    spec = session.spec
+    a = spec.action
+    rng = np.random.default_rng(seed)
+    session.reset(context)
+    B = session.batch_size
+    peaks: dict[str, float] = {}
+    finite = True
+    bright = []
+    for _ in range(steps):
+        if a.discrete:
+            act = rng.integers(0, a.n_choices, B)
+        else:
+            lo = -1.0 if a.low is None else a.low
+            hi = 1.0 if a.high is None else a.high
+            act = rng.uniform(lo, hi, (B, *a.shape)).astype(np.float32)
+        out = session.step(act)
+        for k, v in out.items():
+            if v.dtype.kind == "f":
+                finite &= bool(np.isfinite(v).all())
+                peaks[k] = max(peaks.get(k, 0.0), float(np.abs(v).max()))
+        for m in spec.of_kind("video"):
+            bright.append(float(out[m.key].mean()))
+    res: dict[str, Any] = {"steps": steps, "finite": finite, **{f"{k}/max_abs": v for k, v in peaks.items()}}
+    if bright:
+        n = max(len(bright) // 10, 1)
+        res["video/brightness_first_10pct"] = float(np.mean(bright[:n]))
+        res["video/brightness_last_10pct"] = float(np.mean(bright[-n:]))
+    return res

@@ -1,0 +1,45 @@
+"""`genworld train` and `genworld dream` on a small dataset written to disk (tiny preset, a few steps)."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import pytest
+
+import genworld.data
+from genworld.cli import main
+from genworld.train.synthetic import synthetic_episode, synthetic_spec
+
+pytestmark = pytest.mark.skipif(not (hasattr(genworld.data, "Dataset") and hasattr(genworld.data, "DatasetWriter")),
+                                reason="genworld.data has no Dataset/DatasetWriter yet (the dataset room's work)")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "synthetic"
+    spec = synthetic_spec(size=32, samples=200)
+    with genworld.data.DatasetWriter(root, spec) as w:
+        for seed in range(8):
+            w.add_episode(synthetic_episode(spec, 16, seed), task="move")
+    return root
+
+
+def test_train_then_dream_from_the_command_line(tmp_path, dataset, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--preset", "tiny", "--max-steps", "6",
+                 "--batch-size", "4", "--no-progress"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["preset"] == "tiny" and cfg["train"]["tok_steps"] + cfg["train"]["dyn_steps"] == 6
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--max-steps", "6"]) == 1
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--resume", "--max-steps", "6",
+                 "--no-progress"]) == 0  # already finished: nothing to do, no error
+    out = tmp_path / "dream.mp4"
+    assert main(["dream", "--run", str(run), "--data", str(dataset), "--episode", "1", "--context", "4",
+                 "--horizon", "8", "--out", str(out)]) == 0
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].frames in (0, 12) and len(c.streams.audio) == 1
+        assert sum(1 for _ in c.decode(video=0)) == 12
+    assert main(["dream", "--run", str(run), "--data", str(dataset), "--episode", "99", "--out", str(out)]) == 1
+    assert "--episode 99" in capsys.readouterr().err

@@ -1,0 +1,79 @@
+"""The quality bar of the tiny preset on bounce (slow: about 11 minutes on 2 cores, run it alone).
+
+Held-out bounce episodes with 3 objects; `tiny` trained at most 10 minutes; context 4, open loop with
+the true actions for 16 steps. Frames beat copy-last at every horizon and by 3 dB at h = 1, proprio
+error stays below copy-last, touch contact F1 over h = 1..4 is at least 0.5, and a 500-step
+free-running rollout stays finite and bounded. The numbers are printed (pytest -s) and written to
+$GENWORLD_QUALITY_OUT when that is set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+MINUTES = 9.5
+
+
+def bounce_episodes(n: int, steps: int, seed: int = 1000) -> tuple:
+    """n episodes of the default bounce world (3 objects) under its mixed exploration policy."""
+    from genworld.worlds import make_world
+
+    world = make_world("bounce")
+    eps = []
+    for e in range(n):
+        obs, policy, rows = world.reset(seed + e), world.policy("mixed", np.random.default_rng(seed + e)), []
+        for _ in range(steps):
+            a = policy(obs)
+            nxt, r, d = world.step(a)
+            rows.append({**obs, "action": a, "next.reward": np.float32(r), "next.done": np.bool_(d)})
+            obs = nxt
+        eps.append({k: np.stack([row[k] for row in rows]) for k in rows[0]})
+    return world.spec, eps
+
+
+@pytest.mark.slow
+def test_tiny_on_bounce_beats_copy_last_and_stays_bounded(tmp_path) -> None:
+    from genworld.rollout.session import WorldSession
+    from genworld.train.config import tiny
+    from genworld.train.data import from_episodes
+    from genworld.train.distributed import DistInfo
+    from genworld.train.quality import free_run, open_loop
+    from genworld.train.run import train_run
+
+    spec, eps = bounce_episodes(64, 96)
+    assert all(int(e["gt.objects"][0, :, 8].sum()) == 4 for e in eps)  # agent + 3 objects exist
+    store = from_episodes(spec, eps)
+    cfg = tiny(spec)
+    cfg.train.max_minutes = MINUTES
+    cfg.train.tok_steps = cfg.train.dyn_steps = 10**9  # the clock decides
+    run = tmp_path / "run"
+    res = train_run(cfg, store, run, False, DistInfo(), progress=False)
+    assert res["elapsed_s"] <= 10 * 60
+
+    session = WorldSession.load(run)
+    split = json.loads((run / "split.json").read_text())
+    stats = json.loads((run / "stats.json").read_text())
+    thr = {k: v["threshold"] for k, v in stats.items() if "threshold" in v}  # contact threshold from GT data
+    q = open_loop(session, store, split["val"], context=4, horizon=16, stride=8, touch_threshold=thr)
+    ctx = {k: v[None, :4] for k, v in store.window(split["val"][0], 0, 4).items()}
+    fr = free_run(WorldSession.load(run, temperature=1.0, seed=0), ctx, steps=500)
+    report = {"train_s": res["elapsed_s"], "val_episodes": split["val"], **q, "free_run": fr}
+    print(json.dumps(report, indent=1))
+    if os.environ.get("GENWORLD_QUALITY_OUT"):
+        Path(os.environ["GENWORLD_QUALITY_OUT"]).write_text(json.dumps(report, indent=1))
+
+    video = "observation.images.top"
+    model, copy = np.array(q[f"{video}/psnr"]), np.array(q[f"{video}/psnr_copy_last"])
+    assert (model > copy).all(), (model - copy).round(2).tolist()
+    assert model[0] >= copy[0] + 3.0, (model[0], copy[0])
+    prop = "observation.state"
+    assert (np.array(q[f"{prop}/nrmse"]) < np.array(q[f"{prop}/nrmse_copy_last"])).all()
+    assert q["observation.tactile.ring/contact_f1_h1_4"] >= 0.5
+    assert fr["finite"]
+    assert fr["observation.audio.mic/max_abs"] <= 2.0  # data peaks below 1
+    assert fr["observation.state/max_abs"] <= 10 * 64  # positions of a 64-pixel arena, never exploding
