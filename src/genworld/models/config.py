@@ -32,7 +32,7 @@ class WorldModelConfig:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     video_patch: int = 4  # p x p image codes per transformer token
-    video_conv: int = 32  # channels of the conv stem/head on the image code grid (0: linear in and out)
+    video_conv: int = 0  # channels of a conv stem/head on the image code grid (0: linear in and out; see docs/model.md)
     audio_slots: int = 1  # transformer tokens per audio chunk (its codes split evenly)
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     loss_weights: dict[str, float] = field(default_factory=lambda: {
