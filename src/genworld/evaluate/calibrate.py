@@ -1,0 +1,109 @@
+"""Calibrate detector thresholds on ground truth so that each reports <= 1% false positives.
+
+The calibration set is the GT tables re-rendered with sub-pixel jitter (uniform ±`jitter` px per object
+and frame): frames a flawless model could legitimately draw. Each threshold is a high quantile (99.5%)
+of its statistic on that set, with a floor, and is stored in the report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genworld.evaluate.causality import sound_onsets
+from genworld.evaluate.config import Thresholds
+from genworld.evaluate.consistency import energy_flags, near_occluder, near_other
+from genworld.evaluate.objects import Segmenter, track_episode
+
+Q = 99.5
+
+
+def jitter_tables(tables: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
+    """(T, K, 10) tables with x, y moved by uniform noise in ±amount pixels."""
+    out = tables.copy()
+    out[..., :2] += rng.uniform(-amount, amount, out[..., :2].shape)
+    return out
+
+
+def render_all(tables: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """(T, S, S, 3) frames of (T, K, 10) tables."""
+    from genworld.worlds.bounce.render import Painter
+
+    p = Painter(config)
+    return np.stack([p.paint(t) for t in tables])
+
+
+def fastest_motion(episodes: list[dict[str, np.ndarray]]) -> float:
+    """Largest per-step displacement of any existing GT object (pixels/step)."""
+    best = 0.0
+    for ep in episodes:
+        t = ep["gt.objects"]
+        both = (t[1:, :, 8] > 0.5) & (t[:-1, :, 8] > 0.5)
+        step = np.hypot(*(t[1:, :, :2] - t[:-1, :, :2]).transpose(2, 0, 1))
+        if both.any():
+            best = max(best, float(step[both].max()))
+    return best
+
+
+def _q(values: list[np.ndarray], floor: float, add: float = 0.0) -> float:
+    v = np.concatenate([np.ravel(x) for x in values]) if values else np.zeros(0)
+    return float(max(floor, np.percentile(v, Q) + add)) if len(v) else floor
+
+
+def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], video_key: str,
+              audio_key: str | None = None, jitter: float = 0.3, seed: int = 0) -> Thresholds:
+    """Thresholds for palette worlds with `gt.objects` (bounce), from GT episodes."""
+    colours = np.vstack([np.asarray(config["palette"], float), np.asarray(config["background"], float)])
+    d = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1))
+    d[np.diag_indices(len(d))] = np.inf
+    th = Thresholds(colour_dist=round(0.45 * float(d.min()), 2), v_max=fastest_motion(episodes))
+    th.gate = 2.0 * float(config.get("max_radius", 7.0)) + th.v_max
+    seg = Segmenter(config, th)
+    rng = np.random.default_rng(seed)
+    jumps, slack, area, rise, gaps = [], [], [], [], []
+    for ep in episodes:
+        tables, contacts = ep["gt.objects"].astype(np.float64), ep["gt.contacts"]
+        frames = render_all(jitter_tables(tables, jitter, rng), config)
+        tr = track_episode(frames, ep[video_key], tables, seg)
+        pres = (tr["present"] > 0) & (tr["gt_present"] > 0) & ~near_occluder(tables, config)
+        ok = pres[1:] & pres[:-1]
+        jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
+        r = tables[..., 4]
+        dd = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
+        K = r.shape[1]
+        pair = pres[:, :, None] & pres[:, None, :] & np.triu(np.ones((K, K), bool), 1)
+        slack.append((r[:, :, None] + r[:, None, :] - dd)[pair])
+        alone = pres & ~near_other(tables)
+        area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[alone])
+        _, elig = energy_flags(tr, tables, contacts, config, Thresholds(energy_tol=np.inf))
+        g = float(config.get("gravity", 0.0))
+        vx, vy = (tr["cx"][2:] - tr["cx"][:-2]) / 2, (tr["cy"][2:] - tr["cy"][:-2]) / 2
+        e = 0.5 * (vx**2 + vy**2) - g * tr["cy"][1:-1]
+        rise.append((e[1:] - e[:-1])[elig[1:-2]])
+        if audio_key is not None and audio_key in ep:
+            gaps.append(_onset_gaps(tr, tables, sound_onsets(ep[audio_key], th), seg.size))
+    th.teleport_tol = max(1.0, _q(jumps, 0.0, 0.5) - 1.2 * th.v_max)
+    th.overlap_tol = _q(slack, 1.0, 0.5)
+    th.area_tol = _q(area, 0.2, 0.05)
+    th.energy_tol = _q(rise, 0.05, 0.02)
+    th.contact_eps = _q(gaps, 1.0, 0.5) if gaps else th.contact_eps
+    return th
+
+
+def _onset_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, onsets: np.ndarray, size: float) -> np.ndarray:
+    """Smallest disc-disc or disc-wall gap (pixels) within ±1 step of each GT sound onset with everything in view."""
+    r = tables[..., 4]
+    pres = tr["present"] > 0
+    x, y = np.where(pres, tr["cx"], np.nan), np.where(pres, tr["cy"], np.nan)
+    dd = np.hypot(x[:, :, None] - x[:, None, :], y[:, :, None] - y[:, None, :]) - r[:, :, None] - r[:, None, :]
+    K = r.shape[1]
+    dd[:, np.arange(K), np.arange(K)] = np.nan
+    wall = np.stack([x - r, y - r, size - x - r, size - y - r], -1)
+    gap = np.fmin(np.nanmin(dd.reshape(len(x), -1), 1, initial=np.inf), np.nanmin(wall.reshape(len(x), -1), 1, initial=np.inf))
+    hidden = ((tables[..., 8] > 0.5) & (tr["gt_present"] < 1)).any(-1)
+    out = []
+    for t in np.flatnonzero(onsets):
+        if not hidden[max(t - 1, 0): t + 2].any():
+            out.append(np.nanmin(gap[max(t - 1, 0): t + 2]))
+    return np.asarray(out)

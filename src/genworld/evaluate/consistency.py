@@ -1,0 +1,163 @@
+"""Identity and physics-violation detectors over object tracks (see `objects.track_episode`).
+
+Every function is pure: tracks `{field: (T, K)}` from predicted frames, the GT tables `(T, K, 10)` and
+contacts `(T, K, K + 1)` of the same steps, the world's `spec.config` and the calibrated `Thresholds`.
+Rates are violations per visible GT object-frame (visible = its blob is in the GT frame).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from genworld.evaluate.config import Thresholds
+
+X, Y, RADIUS, MASS, COLOUR, EXISTS = 0, 1, 4, 5, 6, 8
+
+
+def near_occluder(tables: np.ndarray, config: dict[str, Any], margin: float = 1.0) -> np.ndarray:
+    """(T, K) bool: the GT disc touches the occluder rectangle (its blob may be cut)."""
+    occ = config.get("occluder")
+    if not occ:
+        return np.zeros(tables.shape[:2], bool)
+    x0, y0, x1, y1 = occ
+    x, y, r = tables[..., X], tables[..., Y], tables[..., RADIUS] + margin
+    return (x + r > x0) & (x - r < x1) & (y + r > y0) & (y - r < y1)
+
+
+def near_other(tables: np.ndarray, margin: float = 1.5) -> np.ndarray:
+    """(T, K) bool: the GT disc touches or nearly touches another disc (one may be drawn over the other)."""
+    d = np.hypot(tables[..., :, None, X] - tables[..., None, :, X], tables[..., :, None, Y] - tables[..., None, :, Y])
+    reach = tables[..., :, None, RADIUS] + tables[..., None, :, RADIUS] + margin
+    both = (tables[..., :, None, EXISTS] > 0.5) & (tables[..., None, :, EXISTS] > 0.5)
+    close = (d < reach) & both
+    K = tables.shape[1]
+    close[..., np.arange(K), np.arange(K)] = False
+    return close.any(-1)
+
+
+def identity_metrics(tr: dict[str, np.ndarray], colours: np.ndarray) -> dict[str, float]:
+    """Persistence, attribute drift, identity switches per 100 object-frames and IDF1 (colour identities).
+
+    `colours` (K,) palette index of each GT object. Attribute drift averages, over visible objects present in
+    the prediction, [ΔE76/100 + min(1, |ΔA|/A) + (1 - centred IoU)] / 3.
+    """
+    vis = tr["gt_present"] > 0
+    both = vis & (tr["present"] > 0)
+    n_vis = max(int(vis.sum()), 1)
+    rel_area = np.minimum(1.0, np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))
+    ad = (np.minimum(1.0, tr["de"] / 100.0) + rel_area + (1 - tr["iou"])) / 3
+    m = tr["matched"]
+    ok = (m[1:] >= 0) & (m[:-1] >= 0) & vis[1:] & vis[:-1]
+    switches = int((ok & (m[1:] != m[:-1])).sum())
+    idtp = int((vis & (m == colours[None, :])).sum())
+    denom = int(tr["n_pred"].sum()) + int(vis.sum())
+    return {
+        "persistence": float(both.sum() / n_vis),
+        "attribute_drift": float(ad[both].mean()) if both.any() else 1.0,
+        "id_switches_per_100": 100.0 * switches / n_vis,
+        "idf1": 2.0 * idtp / denom if denom else 1.0,
+    }
+
+
+def violation_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
+                    th: Thresholds) -> dict[str, np.ndarray]:
+    """Per-step violation flags: (T, K) for vanish, teleport, size, colour, energy; (T, K, K) overlap; (T,) spawn."""
+    vis = tr["gt_present"] > 0
+    pres = (tr["present"] > 0) & vis
+    clear = ~near_occluder(tables, config)
+    T, K = vis.shape
+    radius = tables[..., RADIUS]
+    # teleport: a jump between consecutive predicted frames faster than any real motion
+    jump = np.zeros((T, K))
+    jump[1:] = np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))
+    ok = np.zeros((T, K), bool)
+    ok[1:] = pres[1:] & pres[:-1] & clear[1:] & clear[:-1]
+    teleport = ok & (jump > th.teleport_jump)
+    # overlap: predicted centres closer than the discs' radii allow
+    d = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
+    pair_ok = (pres & clear)[:, :, None] & (pres & clear)[:, None, :] & np.triu(np.ones((K, K), bool), 1)
+    overlap = pair_ok & (d < radius[:, :, None] + radius[:, None, :] - th.overlap_tol)
+    # size and colour
+    alone = pres & clear & ~near_other(tables)
+    size = alone & (np.abs(tr["area"] - tr["gt_area"]) > th.area_tol * np.maximum(tr["gt_area"], 1))
+    colours = tables[0, :, COLOUR].astype(np.int64)
+    wrong_match = (tr["matched"] >= 0) & (tr["matched"] != colours[None, :])
+    colour = vis & (wrong_match | (pres & (tr["de"] > th.colour_tol)))
+    return {"vanish": vis & (tr["present"] < 1), "spawn": tr["spawn"], "teleport": teleport, "overlap": overlap,
+            "size": size, "colour": colour, "energy": energy_flags(tr, tables, contacts, config, th)[0]}
+
+
+def free_flight(tables: np.ndarray, contacts: np.ndarray, tr: dict[str, np.ndarray], config: dict[str, Any]) -> np.ndarray:
+    """(T, K) bool: object k is seen (GT and prediction), clear of the occluder, and touches nothing at step t."""
+    touched = (contacts.sum(-1) > 0) | (contacts[..., : tables.shape[1]].sum(-2) > 0)  # (T, K)
+    free = (tr["gt_present"] > 0) & (tr["present"] > 0) & ~near_occluder(tables, config) & ~touched
+    free[:, 0] = False  # the agent is pushed by the action: its energy changes with work
+    return free
+
+
+def energy_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
+                 th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Energy created from nothing: (flags (T, K), eligible (T, K)).
+
+    Per object and unit mass, E = |v|^2 / 2 - g y with v the central difference of predicted centroids. Step
+    t -> t+1 is checked when the object is in free flight (no contact, no occluder) from t-1 to t+2, so no
+    work is done on it; a rise above `energy_tol` (px^2/step^2) is a violation.
+    """
+    T, K = tables.shape[:2]
+    flags, elig = np.zeros((T, K), bool), np.zeros((T, K), bool)
+    if T < 4:
+        return flags, elig
+    g = float(config.get("gravity", 0.0))
+    free = free_flight(tables, contacts, tr, config)
+    vx = (tr["cx"][2:] - tr["cx"][:-2]) / 2  # (T-2, K) velocity at t = 1..T-2
+    vy = (tr["cy"][2:] - tr["cy"][:-2]) / 2
+    e = 0.5 * (vx**2 + vy**2) - g * tr["cy"][1:-1]
+    rise = e[1:] - e[:-1]  # (T-3, K): step t -> t+1 for t = 1..T-3
+    win = free[:-3] & free[1:-2] & free[2:-1] & free[3:]  # t-1 .. t+2 all free
+    elig[1:-2] = win
+    flags[1:-2] = win & (rise > th.energy_tol)
+    return flags, elig
+
+
+def gravity_fit(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
+                min_len: int = 6) -> dict[str, Any]:
+    """Fit y(t) = y0 + v0 t + g t^2 / 2 on predicted centroids over free-flight windows; relative error of g."""
+    g = float(config.get("gravity", 0.0))
+    if g <= 0:
+        return {"available": False, "reason": "top-down world (gravity 0): no free fall to fit"}
+    free = free_flight(tables, contacts, tr, config)
+    errors, resid = [], []
+    for k in range(1, tables.shape[1]):
+        t = 0
+        while t < len(free):
+            if not free[t, k]:
+                t += 1
+                continue
+            s = t
+            while t < len(free) and free[t, k]:
+                t += 1
+            if t - s >= min_len:
+                ts = np.arange(t - s, dtype=np.float64)
+                coef, res, *_ = np.polyfit(ts, tr["cy"][s:t, k], 2, full=True)
+                errors.append(abs(2 * coef[0] - g) / g)
+                resid.append(float(np.sqrt(res[0] / (t - s))) if len(res) else 0.0)
+    if not errors:
+        return {"available": False, "reason": f"no free-flight window of >= {min_len} steps"}
+    return {"available": True, "g_true": g, "g_rel_error": float(np.median(errors)),
+            "fit_residual_px": float(np.median(resid)), "windows": len(errors)}
+
+
+def physics_rates(flags: dict[str, np.ndarray], tr: dict[str, np.ndarray], elig_energy: np.ndarray) -> dict[str, float]:
+    """Violations per visible GT object-frame (energy: per eligible free-flight object-step)."""
+    n = max(float((tr["gt_present"] > 0).sum()), 1.0)
+    return {
+        "vanish_rate": float(flags["vanish"].sum()) / n,
+        "spawn_rate": float(flags["spawn"].sum()) / n,
+        "teleport_rate": float(flags["teleport"].sum()) / n,
+        "overlap_rate": float(flags["overlap"].sum()) / n,
+        "size_change_rate": float(flags["size"].sum()) / n,
+        "colour_change_rate": float(flags["colour"].sum()) / n,
+        "energy_rate": float(flags["energy"].sum()) / max(float(elig_energy.sum()), 1.0),
+    }

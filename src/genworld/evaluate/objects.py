@@ -1,0 +1,172 @@
+"""Objects read from frames: palette segmentation into blobs, and per-frame matching to ground truth.
+
+A pixel belongs to palette colour c when its RGB distance to c is at most `colour_dist` (and it is closer
+to c than to any other palette colour or the background); connected components (4-connected,
+scipy.ndimage.label) of one colour with area >= a_min are blobs. The same segmentation reads the
+ground-truth frame, so a prediction is compared with what a perfect prediction would show
+(partial occlusion and discs drawn over each other included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+from scipy.optimize import linear_sum_assignment
+
+from genworld.evaluate.config import Thresholds
+
+COLOUR, EXISTS, RADIUS = 6, 8, 4  # gt.objects columns
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of sRGB colours `(..., 3)` in 0..255."""
+    c = np.asarray(rgb, np.float64) / 255.0
+    c = np.where(c > 0.04045, ((c + 0.055) / 1.055) ** 2.4, c / 12.92)
+    m = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+    xyz = c @ m.T / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+@dataclass
+class Blobs:
+    """Connected single-colour components of one frame (n blobs)."""
+
+    colour: np.ndarray  # (n,) palette index
+    cx: np.ndarray  # (n,) centroid x, pixels (pixel centres at +0.5)
+    cy: np.ndarray  # (n,)
+    area: np.ndarray  # (n,) pixels
+    rgb: np.ndarray  # (n, 3) mean colour of the blob's pixels in the frame
+    pixels: list[np.ndarray]  # n arrays of flat pixel indices
+
+    def __len__(self) -> int:
+        return len(self.colour)
+
+
+class Segmenter:
+    """Palette segmentation of `(S, S, 3)` frames into blobs, for worlds drawn in flat palette colours."""
+
+    def __init__(self, config: dict[str, Any], th: Thresholds) -> None:
+        try:
+            self.palette = np.asarray(config["palette"], np.float64)  # (P, 3)
+            background = np.asarray(config["background"], np.float64)
+            self.size = int(config["image_size"])
+        except KeyError as e:
+            raise KeyError(f"palette segmentation: spec.config lacks {e} (needs palette, background, image_size)") from None
+        self.occluder_id = int(config.get("occluder_colour_id", len(self.palette) - 1))
+        self.colours = np.vstack([self.palette, background])  # (P + 1, 3); last = background
+        self.palette_lab = rgb_to_lab(self.palette)
+        self.th = th
+        yy, xx = np.mgrid[0: self.size, 0: self.size]
+        self._x, self._y = xx.ravel() + 0.5, yy.ravel() + 0.5
+
+    def ids(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """Palette index per pixel `(S, S)` (-1 = background or no colour) and the palette purity."""
+        f = np.asarray(frame, np.float64)
+        if f.shape != (self.size, self.size, 3):
+            raise ValueError(f"palette segmentation: frame shape {f.shape}, expected ({self.size}, {self.size}, 3)")
+        d2 = ((f[:, :, None, :] - self.colours) ** 2).sum(-1)  # (S, S, P + 1)
+        idx = d2.argmin(-1)
+        ok = np.take_along_axis(d2, idx[..., None], -1)[..., 0] <= self.th.colour_dist**2
+        ids = np.where(ok & (idx < len(self.palette)) & (idx != self.occluder_id), idx, -1)
+        return ids, float(ok.mean())
+
+    def blobs(self, frame: np.ndarray) -> tuple[Blobs, float]:
+        """The blobs of a frame (area >= a_min) and its palette purity (fraction of pixels on a palette colour)."""
+        ids, purity = self.ids(frame)
+        flat_rgb = np.asarray(frame, np.float64).reshape(-1, 3)
+        cols, cxs, cys, areas, rgbs, pix = [], [], [], [], [], []
+        for c in np.unique(ids):
+            if c < 0:
+                continue
+            lab, n = ndimage.label(ids == c)
+            lab = lab.ravel()
+            sizes = np.bincount(lab, minlength=n + 1)
+            for j in np.nonzero(sizes[1:] >= self.th.a_min)[0] + 1:
+                p = np.flatnonzero(lab == j)
+                cols.append(int(c))
+                cxs.append(self._x[p].mean())
+                cys.append(self._y[p].mean())
+                areas.append(len(p))
+                rgbs.append(flat_rgb[p].mean(0))
+                pix.append(p)
+        return Blobs(np.asarray(cols, np.int64), np.asarray(cxs), np.asarray(cys), np.asarray(areas, np.float64),
+                     np.asarray(rgbs).reshape(-1, 3), pix), purity
+
+
+FIELDS = ("gt_present", "present", "cx", "cy", "area", "de", "iou", "matched", "gt_cx", "gt_cy", "gt_area")
+
+
+def _primary(b: Blobs, colour: int) -> int:
+    """Index of the largest blob of `colour`, or -1."""
+    idx = np.flatnonzero(b.colour == colour)
+    return int(idx[b.area[idx].argmax()]) if len(idx) else -1
+
+
+def _centred_iou(a: np.ndarray, ax: float, ay: float, b: np.ndarray, bx: float, by: float, size: int) -> float:
+    """IoU of two pixel sets after moving each one's centroid to the origin (whole-pixel shift)."""
+    def key(p: np.ndarray, cx: float, cy: float) -> np.ndarray:
+        x, y = p % size - int(round(cx - 0.5)), p // size - int(round(cy - 0.5))
+        return (y + 4 * size) * (8 * size) + (x + 4 * size)
+    ka, kb = key(a, ax, ay), key(b, bx, by)
+    inter = len(np.intersect1d(ka, kb, assume_unique=True))
+    return inter / (len(ka) + len(kb) - inter)
+
+
+def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tuple[dict[str, np.ndarray], int]:
+    """Per GT object k (rows of `table` (K, 10)): presence, centroid, area, colour error and matching.
+
+    Returns ({field: (K,)} for FIELDS, spawn count). `matched` is the palette colour of the blob that the
+    Hungarian assignment (centroid distance, gated) gives object k, or -1.
+    """
+    K = table.shape[0]
+    out = {f: np.zeros(K) for f in FIELDS}
+    out["matched"][:] = -1
+    colours = table[:, COLOUR].astype(np.int64)
+    exists = table[:, EXISTS] > 0.5
+    prim_pred = np.full(K, -1)
+    for k in np.flatnonzero(exists):
+        g, p = _primary(gt, colours[k]), _primary(pred, colours[k])
+        prim_pred[k] = p
+        if g >= 0:
+            out["gt_present"][k] = 1
+            out["gt_cx"][k], out["gt_cy"][k], out["gt_area"][k] = gt.cx[g], gt.cy[g], gt.area[g]
+        if p >= 0:
+            out["present"][k] = 1
+            out["cx"][k], out["cy"][k], out["area"][k] = pred.cx[p], pred.cy[p], pred.area[p]
+            out["de"][k] = float(np.linalg.norm(rgb_to_lab(pred.rgb[p]) - seg.palette_lab[colours[k]]))
+            if g >= 0:
+                out["iou"][k] = _centred_iou(pred.pixels[p], pred.cx[p], pred.cy[p],
+                                             gt.pixels[g], gt.cx[g], gt.cy[g], seg.size)
+    vis = np.flatnonzero(out["gt_present"] > 0)
+    expected = {int(prim_pred[k]) for k in vis if prim_pred[k] >= 0}
+    spawn = len(pred) - len(expected)
+    if len(vis) and len(pred):
+        cost = np.hypot(pred.cx[:, None] - out["gt_cx"][vis], pred.cy[:, None] - out["gt_cy"][vis])  # (n, V)
+        rows, cols = linear_sum_assignment(cost)
+        for r, c in zip(rows, cols):
+            if cost[r, c] <= seg.th.gate:
+                out["matched"][vis[c]] = pred.colour[r]
+    return out, spawn
+
+
+def track_episode(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, seg: Segmenter,
+                  gt_cache: list[Blobs] | None = None) -> dict[str, np.ndarray]:
+    """Match every predicted frame `(T, S, S, 3)` to ground truth (`gt_frames` (T, S, S, 3), `tables` (T, K, 10)).
+
+    Returns {field: (T, K)} plus `spawn`, `purity` and `n_pred` (blob count), each (T,).
+    """
+    T = len(frames)
+    rows, spawn, purity, n_pred = [], np.zeros(T), np.zeros(T), np.zeros(T)
+    for t in range(T):
+        pb, purity[t] = seg.blobs(frames[t])
+        n_pred[t] = len(pb)
+        gb = gt_cache[t] if gt_cache is not None else seg.blobs(gt_frames[t])[0]
+        r, spawn[t] = match_frame(pb, gb, tables[t], seg)
+        rows.append(r)
+    out = {f: np.stack([r[f] for r in rows]) for f in FIELDS}
+    out["spawn"], out["purity"], out["n_pred"] = spawn, purity, n_pred
+    return out
