@@ -55,19 +55,28 @@ def dataset_size(data_dir: str | Path) -> int:
 
 
 def held_out(run_dir: str | Path | None, n_total: int, k: int) -> tuple[list[int], str]:
-    """The run's validation episodes (RUN/split.json, or `val_episodes` in RUN/config.json), else the last k."""
+    """Up to k episodes: the run's validation episodes (RUN/split.json "val") first, then others if more are asked.
+
+    Returns (indices, a note saying where they came from, and how many the model was trained on).
+    """
+    val: list[int] = []
+    source = ""
     if run_dir is not None:
-        for name in ("split.json", "config.json"):
-            path = Path(run_dir) / name
-            if path.exists():
-                d = json.loads(path.read_text())
-                val = d.get("val") or d.get("val_episodes_list") or d.get("split", {}).get("val")
-                if isinstance(val, list) and val:
-                    picked = [int(i) for i in val if int(i) < n_total][:k]
-                    if picked:
-                        return picked, f"validation episodes from {path}"
-    start = max(0, n_total - k)
-    return list(range(start, n_total)), f"last {n_total - start} episodes (no validation split recorded)"
+        path = Path(run_dir) / "split.json"
+        if path.exists():
+            d = json.loads(path.read_text())
+            val = [int(i) for i in d.get("val", []) if 0 <= int(i) < n_total]
+            source = str(path)
+    picked = val[:k]
+    if len(picked) == k:
+        return picked, f"{k} held-out (validation) episodes from {source}"
+    rest = [i for i in range(n_total - 1, -1, -1) if i not in set(val)][: k - len(picked)]
+    picked = picked + sorted(rest)
+    if not val:
+        return picked, (f"{len(picked)} episodes (the last ones): no validation split recorded in the run, "
+                        "so the model may have trained on them")
+    return picked, (f"{len(val)} held-out (validation) episodes from {source}, plus {len(rest)} more that the "
+                    f"model trained on (--episodes {k} asks for more than the split holds)")
 
 
 def check_length(episodes: list[dict[str, np.ndarray]], context: int, horizon: int, key: str, where: str) -> None:

@@ -1,0 +1,299 @@
+"""`evaluate`: roll a run's model open loop on held-out episodes and score it against ground truth.
+
+Systems: `model` (WorldSession, temperature 0, true actions), `copy_last` (the last real frame forever),
+`const_velocity` (GT discs moved on with their last GT velocity, rendered; bounce only) and the ground
+truth itself (`reference`: the floor every violation detector must read as clean). Metrics that need
+ground truth the dataset lacks are reported as {"available": false, "reason": ...}; the rest still run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genworld.evaluate.config import EvalConfig
+from genworld.evaluate.frames import drift_slope, psnr, ssim, valid_horizon
+
+SCHEMA = "genworld.report/1"
+
+
+def unavailable(reason: str) -> dict[str, Any]:
+    return {"available": False, "reason": reason}
+
+
+def check_world(run_spec: Any, data_spec: Any, run_dir: Path, data_dir: Path) -> list[str]:
+    """Raise ValueError when run and dataset come from different worlds; returns notes on config differences."""
+    from genworld.train.data import check_compatible
+
+    if run_spec.name != data_spec.name:
+        raise ValueError(f"--run {run_dir} was trained on world {run_spec.name!r}, but --data {data_dir} holds "
+                         f"world {data_spec.name!r}; evaluate on a dataset of {run_spec.name!r} "
+                         f"(genworld collect {run_spec.name} ...)")
+    check_compatible(run_spec, data_spec, f"eval --run {run_dir} --data {data_dir}")
+    a, b = run_spec.config or {}, data_spec.config or {}
+    diff = sorted(k for k in set(a) & set(b) if a[k] != b[k] and k != "seed")
+    return [f"the dataset's world config differs from the run's in {diff}: the model is evaluated out of "
+            "its training distribution"] if diff else []
+
+
+def _window(episodes: list[dict[str, np.ndarray]], key: str, C: int, H: int) -> np.ndarray:
+    """(N, H+1, ...) steps C-1 .. C+H-1: the last real context step, then the predicted steps."""
+    return np.stack([ep[key][C - 1: C + H] for ep in episodes])
+
+
+def _with_anchor(episodes: list[dict[str, np.ndarray]], key: str, C: int, pred: np.ndarray) -> np.ndarray:
+    """(N, H+1, ...) the last real context step followed by predictions (N, H, ...)."""
+    return np.concatenate([np.stack([ep[key][C - 1] for ep in episodes])[:, None], pred], 1)
+
+
+def _mean_curve(x: np.ndarray) -> list[float]:
+    return [float(v) for v in np.asarray(x, np.float64).mean(0)]
+
+
+def proprio_error(pred: dict[str, np.ndarray], true: dict[str, np.ndarray], keys: list[str],
+                  episodes: list[dict[str, np.ndarray]]) -> np.ndarray:
+    """(N, H) RMS over dimensions of the error normalised by each dimension's GT std (over the episodes)."""
+    errs = []
+    for k in keys:
+        std = np.concatenate([ep[k] for ep in episodes]).reshape(-1, int(np.prod(true[k].shape[2:]) or 1)).std(0)
+        d = (pred[k] - true[k]).reshape(*true[k].shape[:2], -1) / np.maximum(std, 1e-6)
+        errs.append(np.sqrt((d**2).mean(-1)))
+    return np.mean(errs, 0)
+
+
+def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg: EvalConfig,
+             progress: bool = True, device: str = "cpu") -> dict[str, Any]:
+    """Evaluate the run on the dataset, write REPORT (json, md, png, mp4) and return the report dict."""
+    from tqdm import tqdm
+
+    from genworld.data import Dataset
+    from genworld.evaluate.baselines import ConstantVelocitySession, CopyLastSession
+    from genworld.evaluate.episodes import check_length, held_out
+    from genworld.evaluate.rollout import open_loop, truth
+    from genworld.rollout.session import WorldSession
+
+    t_start = time.perf_counter()
+    run_dir, data_dir, out_dir = Path(run_dir), Path(data_dir), Path(out_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"--run {run_dir}: no such run directory; train one first "
+                                f"(genworld train --data DIR --out {run_dir})")
+    C, H = cfg.context, cfg.horizon
+    if C < 2 or H < 1 or cfg.episodes < 1:
+        raise ValueError(f"--context must be >= 2 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
+                         f"(got {cfg.episodes})")
+    stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "report"]
+    bar = tqdm(total=len(stages), desc="eval", disable=not progress, unit="stage")
+    timing: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def done(name: str) -> None:
+        now = time.perf_counter()
+        timing[name] = round(now - clock[0], 3)
+        clock[0] = now
+        bar.update(1)
+        nxt = stages.index(name) + 1
+        if nxt < len(stages):
+            bar.set_description(f"eval: {stages[nxt]}")
+
+    bar.set_description("eval: load")
+    sess = WorldSession.load(run_dir, device=device, temperature=0.0, seed=cfg.seed)
+    ds = Dataset(data_dir)
+    spec = ds.spec
+    notes = check_world(sess.spec, spec, run_dir, data_dir)
+    ids, picked_note = held_out(run_dir, ds.num_episodes, cfg.episodes)
+    notes.append(picked_note)
+    if len(ids) < cfg.episodes:
+        notes.append(f"--episodes {cfg.episodes} asked, the dataset has {ds.num_episodes}: evaluated {len(ids)}")
+    videos = spec.of_kind("video")
+    if not videos:
+        raise ValueError(f"{data_dir}: world {spec.name!r} has no video modality; genworld eval scores frames")
+    vkey = videos[0].key
+    episodes = [ds.episode(i) for i in ids]
+    check_length(episodes, C, H, spec.action.key, f"--data {data_dir}")
+    config = spec.config or {}
+    has_gt = "gt.objects" in spec and "gt.contacts" in spec
+    palette = has_gt and all(k in config for k in ("palette", "background", "image_size"))
+    bounce = palette and spec.name.startswith("bounce")
+    no_gt = ("the dataset has no gt.objects / gt.contacts columns (ground-truth object states); "
+             "collect it with genworld collect to get them" if not has_gt else
+             f"world {spec.name!r} is not drawn in palette colours (no palette segmentation; a probe for "
+             "MuJoCo worlds is not built yet)")
+    done("load")
+
+    # ---- rollouts -------------------------------------------------------------------------------
+    true = truth(episodes, C, H)
+    preds = {"model": open_loop(sess, episodes, C, H), "copy_last": open_loop(CopyLastSession(spec), episodes, C, H)}
+    if bounce:
+        preds["const_velocity"] = open_loop(ConstantVelocitySession(spec), episodes, C, H)
+    else:
+        notes.append("const_velocity baseline skipped: it needs gt.objects of a bounce world")
+    done("rollouts")
+
+    # ---- frames and proprioception --------------------------------------------------------------
+    per_h: dict[str, dict[str, list[float | None]]] = {"psnr": {}, "ssim": {}}
+    psnr_ep: dict[str, np.ndarray] = {}
+    for name, p in preds.items():
+        ps = psnr(p[vkey], true[vkey])
+        psnr_ep[name] = ps.mean(1)
+        per_h["psnr"][name] = _mean_curve(ps)
+        per_h["ssim"][name] = _mean_curve(ssim(p[vkey], true[vkey]))
+    pkeys = [m.key for m in spec.of_kind("proprio") if m.key in true]
+    if pkeys:
+        per_h["proprio_error"] = {n: _mean_curve(proprio_error(p, true, pkeys, episodes)) for n, p in preds.items()}
+    vh = valid_horizon(np.array(per_h["psnr"]["model"]), np.array(per_h["psnr"]["copy_last"]), cfg.valid_eps)
+    vh_ssim = valid_horizon(np.array(per_h["ssim"]["model"]), np.array(per_h["ssim"]["copy_last"]), cfg.valid_eps)
+    summary = {n: {"psnr_mean": float(np.mean(per_h["psnr"][n])), "ssim_mean": float(np.mean(per_h["ssim"][n])),
+                   "psnr_drift_slope_db_per_step": drift_slope(np.array(per_h["psnr"][n]))} for n in preds}
+    done("frames")
+
+    report: dict[str, Any] = {
+        "schema": SCHEMA, "world": spec.name, "run": str(run_dir), "data": str(data_dir), "episodes": len(ids),
+        "episode_ids": ids, "context": C, "horizon": H, "seed": cfg.seed, "fps": spec.fps, "video_key": vkey,
+        "per_horizon": per_h, "valid_horizon": vh, "valid_horizon_ssim": vh_ssim, "summary": summary,
+        "notes": notes, "config": cfg.__dict__.copy(),
+    }
+    ref: dict[str, Any] = {"per_horizon": {"psnr": [60.0] * H, "ssim": [1.0] * H}, "valid_horizon": H}
+    if pkeys:
+        ref["per_horizon"]["proprio_error"] = [0.0] * H
+
+    # ---- objects: identity, physics, causality --------------------------------------------------
+    if palette:
+        from genworld.evaluate import objects_eval
+
+        obj = objects_eval_all(ds, ids, episodes, preds, spec, vkey, C, H, cfg, config, objects_eval)
+        report["thresholds"], report["calibration"] = obj.pop("thresholds"), obj.pop("calibration")
+        for key in ("identity", "physics", "causality"):
+            report[key] = obj["model"].get(key, unavailable("the world has no audio or touch"))
+            ref[key] = obj["reference"].get(key, unavailable("the world has no audio or touch"))
+        report["baselines"] = {n: {k: obj[n].get(k) for k in ("identity", "physics", "causality")}
+                               for n in preds if n != "model"}
+        for k in ("state_error", "persistence"):
+            per_h[k] = {n: obj[n][k] for n in preds}
+            ref["per_horizon"][k] = obj["reference"][k]
+        report["violations_per_episode"] = obj["model"]["violations_per_episode"]
+    else:
+        for key in ("identity", "physics", "causality"):
+            report[key] = ref[key] = unavailable(no_gt)
+        report["thresholds"] = unavailable(no_gt)
+    done("objects")
+
+    # ---- surprise --------------------------------------------------------------------------------
+    if bounce:
+        report["surprise"], ref["surprise"], report.setdefault("baselines", {})["copy_last"]["surprise"] = \
+            run_surprise(sess, episodes, spec, vkey, cfg)
+    else:
+        report["surprise"] = ref["surprise"] = unavailable(
+            no_gt if not bounce and not palette else "the surprise test edits and re-renders bounce GT tables")
+    done("surprise")
+
+    # ---- controllability ------------------------------------------------------------------------
+    report["controllability"], ref["controllability"] = run_controllability(sess, episodes, spec, vkey, cfg, bounce)
+    done("controllability")
+
+    report["reference"] = ref
+    from genworld.evaluate.report import write_report
+
+    timing["total_before_report"] = round(time.perf_counter() - t_start, 3)
+    report["timing"] = timing
+    write_report(report, out_dir, spec, episodes, preds["model"], psnr_ep["model"], C, H)
+    done("report")
+    timing["total"] = round(time.perf_counter() - t_start, 3)
+    from genworld.evaluate.report import write_json
+
+    write_json(report, out_dir / "report.json")
+    bar.close()
+    return report
+
+
+def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], preds: dict[str, Any],
+                     spec: Any, vkey: str, C: int, H: int, cfg: EvalConfig, config: dict[str, Any],
+                     objects_eval: Any) -> dict[str, Any]:
+    """Calibrate thresholds on GT episodes the report does not score, then score every system and the GT."""
+    from genworld.evaluate.calibrate import calibrate
+    from genworld.evaluate.objects import Segmenter
+
+    akey = next((m.key for m in spec.of_kind("audio")), None)
+    tkey = next((m.key for m in spec.of_kind("touch")), None)
+    others = [i for i in range(ds.num_episodes - 1, -1, -1) if i not in set(ids)][:4]
+    cal_eps = [ds.episode(i) for i in others] if others else episodes
+    th = calibrate(cal_eps, config, vkey, akey)
+    cal = {"episodes": others or ids, "note": ("GT episodes not scored in this report, re-rendered with ±0.3 px "
+                                               "jitter; thresholds = 99.5th percentiles (<= 1% false positives)"
+                                               if others else "no spare episodes: calibrated on the scored ones")}
+    seg = Segmenter(config, th)
+    gt_frames = _window(episodes, vkey, C, H)
+    tables = _window(episodes, "gt.objects", C, H).astype(np.float64)
+    contacts = _window(episodes, "gt.contacts", C, H)
+    gt_cache = [[seg.blobs(f)[0] for f in ep] for ep in gt_frames]
+    gt_a = _window(episodes, akey, C, H) if akey else None
+    gt_t = _window(episodes, tkey, C, H) if tkey else None
+    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal}
+    for name, p in preds.items():
+        a = _with_anchor(episodes, akey, C, p[akey]) if akey and akey in p else None
+        t = _with_anchor(episodes, tkey, C, p[tkey]) if tkey and tkey in p else None
+        out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
+                                              seg, th, config, spec.fps, a, t, gt_a, gt_t, gt_cache)
+    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, config, spec.fps,
+                                                 gt_a, gt_t, gt_a, gt_t, gt_cache)
+    return out
+
+
+def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(model, simulator reference, copy-last) surprise accuracies on matched possible/impossible pairs."""
+    from genworld.evaluate import surprise as S
+    from genworld.evaluate.baselines import CopyLastSession
+    from genworld.worlds.bounce import world_from_spec_config
+    from genworld.worlds.bounce.render import Painter
+
+    rng = np.random.default_rng(cfg.seed)
+    pairs, missing = S.make_pairs(episodes, spec.config, cfg, rng)
+    if not pairs:
+        r = unavailable("no clip pairs could be made: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+        return r, r, r
+    painter = Painter(spec.config)
+    clips = []
+    for p in pairs:
+        for tab in (p.possible, p.impossible):
+            clips.append(S.clip_steps(tab, episodes[p.episode], p.start, vkey, painter))
+    res = []
+    world = world_from_spec_config(spec.config, spec.name)
+    for errs in (S.teacher_forced_errors(sess, clips, cfg.context, vkey),
+                 S.sim_errors(clips, cfg.context, vkey, world),
+                 S.teacher_forced_errors(CopyLastSession(spec), clips, cfg.context, vkey)):
+        r = S.accuracy(pairs, errs)
+        r["missing_types"] = missing
+        r["method"] = (f"teacher-forced per-step frame MSE, surprise = max over the {cfg.surprise_steps - S.EVENT} "
+                       "steps from the event on; pairs edited from GT tables and re-rendered")
+        res.append(r)
+    res[1]["method"] = "the simulator itself, stepped from each clip's previous GT table (an ideal predictor)"
+    return res[0], res[1], res[2]
+
+
+def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig,
+                        bounce: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, reference) controllability: action sensitivity of the model relative to the simulator's."""
+    from genworld.evaluate.controllability import alternative_actions, model_sensitivity, sim_sensitivity
+
+    C = cfg.context
+    steps = min(cfg.control_steps, min(len(ep[spec.action.key]) for ep in episodes) - C + 1)
+    rng = np.random.default_rng(cfg.seed + 1)
+    acts = np.stack([ep[spec.action.key][C - 1: C - 1 + steps] for ep in episodes])
+    alt = alternative_actions(acts, spec.action, rng)
+    m, _ = model_sensitivity(sess, episodes, C, steps, alt, vkey)
+    out: dict[str, Any] = {"model_change": m, "steps": steps,
+                           "alternative": "negated true actions (random pushes where |a| < 0.2)"
+                           if not spec.action.discrete else "a different random discrete action each step"}
+    if not (bounce and "gt.objects" in spec):
+        out.update(unavailable("ground-truth sensitivity needs a bounce dataset with gt.objects to re-simulate"))
+        return out, unavailable(out["reason"])
+    from genworld.worlds.bounce import world_from_spec_config
+
+    g = sim_sensitivity(world_from_spec_config(spec.config, spec.name), episodes, C, steps, alt, vkey)
+    out.update({"available": True, "gt_change": g, "ratio": m / g if g > 0 else None,
+                "method": "mean |frame(true actions) - frame(alternative actions)| on [0,1], model / simulator"})
+    return out, {"available": True, "ratio": 1.0, "model_change": g, "gt_change": g,
+                 "note": "the simulator against itself (1 by construction)"}

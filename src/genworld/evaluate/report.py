@@ -1,0 +1,192 @@
+"""Writing an evaluation: report.json (schema genworld.report/1), report.md, PNG curves, side-by-side mp4s.
+
+Every file is written to a temporary name and renamed, so a reader never sees half a report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "const-velocity", "reference": "ground truth"}
+
+
+def _clean(x: Any) -> Any:
+    """JSON-safe: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _clean(x.tolist())
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(float(x)) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.bool_):
+        return bool(x)
+    return x
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    """report.json, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, (json.dumps(_clean(report), indent=1) + "\n").encode())
+
+
+def plot_curves(path: Path, title: str, ylabel: str, curves: dict[str, list[float | None]]) -> None:
+    """One PNG with a line per system over the horizon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    for name, ys in curves.items():
+        y = np.array([np.nan if v is None else v for v in ys], float)
+        ax.plot(np.arange(1, len(y) + 1), y, label=LABELS.get(name, name), lw=2 if name == "model" else 1.2,
+                ls="--" if name == "reference" else "-")
+    ax.set_xlabel("horizon h (steps after the context)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+CURVES = {"psnr": ("PSNR per horizon", "PSNR (dB)"), "ssim": ("SSIM per horizon", "SSIM"),
+          "proprio_error": ("Proprioception error", "RMS error / GT std"),
+          "state_error": ("Object position error (from frames)", "distance / arena size"),
+          "persistence": ("Object persistence", "visible objects present")}
+
+
+def _fmt(v: Any, nd: int = 3) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.{nd}f}"
+    return str(v)
+
+
+def _table(rows: list[tuple[str, list[Any]]], head: list[str]) -> list[str]:
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join([name] + [_fmt(v) for v in vals]) + " |" for name, vals in rows]
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """report.md: headline, per-horizon tables, identity, physics, causality, surprise, controllability."""
+    r, ref = report, report.get("reference", {})
+    ph = r["per_horizon"]
+    L = [f"# genworld eval: {r['world']}", "",
+         f"Run `{r['run']}` on `{r['data']}`: {r['episodes']} episodes (ids {r['episode_ids']}), context "
+         f"{r['context']}, horizon {r['horizon']}, seed {r['seed']}, temperature 0, true actions, open loop.", ""]
+    L += [f"- {n}" for n in r.get("notes", [])] + [""]
+    L += ["## Accuracy", "", f"**Valid horizon** (model beats copy-last in PSNR at every step up to h): "
+          f"**{r['valid_horizon']}** of {r['horizon']} (SSIM: {r.get('valid_horizon_ssim')}).", ""]
+    H = r["horizon"]
+    marks = sorted({1, min(4, H), min(8, H), min(16, H), H})
+    rows = []
+    for metric in ("psnr", "ssim", "proprio_error", "state_error", "persistence"):
+        for s in ph.get(metric, {}):
+            rows.append((f"{metric} · {LABELS.get(s, s)}", [ph[metric][s][h - 1] for h in marks]))
+    L += _table(rows, ["metric · system"] + [f"h={h}" for h in marks]) + [""]
+    L += [f"![{k}]({k}.png)" for k in CURVES if k in ph] + [""]
+    if r.get("summary"):
+        L += _table([(LABELS.get(s, s), [v["psnr_mean"], v["ssim_mean"], v["psnr_drift_slope_db_per_step"]])
+                     for s, v in r["summary"].items()], ["system", "mean PSNR", "mean SSIM", "PSNR drift dB/step"])
+        L += [""]
+    base = r.get("baselines", {})
+    for section, title in (("identity", "Identity"), ("physics", "Physics violations (per visible object-frame)"),
+                           ("causality", "Cross-modal causality")):
+        L += [f"## {title}", ""]
+        block = r.get(section, {})
+        if block.get("available") is False:
+            L += [f"Unavailable: {block['reason']}", ""]
+            continue
+        keys = [k for k, v in block.items() if isinstance(v, (int, float)) or v is None]
+        cols = ["model"] + [LABELS.get(s, s) for s in base] + ["ground truth"]
+        rows = [(k, [block.get(k)] + [(base[s].get(section) or {}).get(k) for s in base]
+                 + [(ref.get(section) or {}).get(k)]) for k in keys]
+        L += _table(rows, ["metric"] + cols) + [""]
+        if section == "physics" and isinstance(block.get("gravity"), dict):
+            g = block["gravity"]
+            L += [f"Gravity fit: {json.dumps(_clean(g))}", ""]
+    L += ["## Surprise (violation of expectation)", ""]
+    s = r.get("surprise", {})
+    if s.get("available") is False:
+        L += [f"Unavailable: {s['reason']}", ""]
+    else:
+        cs, rs = base.get("copy_last", {}).get("surprise") or {}, ref.get("surprise") or {}
+        rows = [("all", [s.get("accuracy"), cs.get("accuracy"), rs.get("accuracy"), s.get("pairs")])]
+        for kind, v in s.get("per_type", {}).items():
+            rows.append((kind, [v["accuracy"], (cs.get("per_type", {}).get(kind) or {}).get("accuracy"),
+                                (rs.get("per_type", {}).get(kind) or {}).get("accuracy"), v["pairs"]]))
+        L += _table(rows, ["violation", "model", "copy-last", "simulator", "pairs"])
+        L += ["", f"Chance is 0.5. {s.get('method', '')}.", ""]
+    L += ["## Controllability", ""]
+    c = r.get("controllability", {})
+    if c.get("available") is False:
+        L += [f"Unavailable: {c['reason']} (model change {_fmt(c.get('model_change'), 4)})", ""]
+    else:
+        L += [f"ratio **{_fmt(c.get('ratio'))}** = model change {_fmt(c.get('model_change'), 4)} / ground-truth "
+              f"change {_fmt(c.get('gt_change'), 4)} over {c.get('steps')} steps ({c.get('alternative')}). "
+              "0 = ignores actions, 1 = reacts like the world.", ""]
+    vids = r.get("files", {}).get("videos", {})
+    if vids:
+        L += ["## Videos (ground truth | model)", ""]
+        L += [f"- {k}: [{Path(v['file']).name}]({Path(v['file']).name}) (episode {v['episode']}, mean PSNR "
+              f"{_fmt(v['psnr_mean'], 2)} dB)" for k, v in vids.items()] + [""]
+    if isinstance(r.get("thresholds"), dict) and r["thresholds"].get("available", True):
+        L += ["## Thresholds (calibrated on ground truth)", "", "```", json.dumps(_clean(r["thresholds"])), "```", ""]
+    L += ["## Timing (s)", "", "```", json.dumps(r.get("timing", {})), "```", ""]
+    return "\n".join(L)
+
+
+def write_report(report: dict[str, Any], out: Path, spec: Any, episodes: list[dict[str, np.ndarray]],
+                 model_pred: dict[str, np.ndarray], psnr_per_episode: np.ndarray, context: int, horizon: int) -> None:
+    """Write the PNG curves, the worst and typical episode videos, report.md and report.json into `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {"json": "report.json", "markdown": "report.md", "plots": [], "videos": {}}
+    ref_ph = report.get("reference", {}).get("per_horizon", {})
+    for key, (title, ylabel) in CURVES.items():
+        if key in report["per_horizon"]:
+            curves = dict(report["per_horizon"][key])
+            if key in ref_ph and key not in ("psnr", "ssim"):
+                curves["reference"] = ref_ph[key]
+            plot_curves(out / f"{key}.png", title, ylabel, curves)
+            files["plots"].append(f"{key}.png")
+    order = np.argsort(psnr_per_episode)
+    picks = {"worst": int(order[0]), "typical": int(order[len(order) // 2])}
+    from genworld.rollout.dream import compose_frames, write_mp4
+
+    audios = spec.of_kind("audio")
+    for label, j in picks.items():
+        ep = episodes[j]
+        keys = [k for k in model_pred if k in ep]
+        truth = {k: ep[k][: context + horizon] for k in keys}
+        model = {k: np.concatenate([ep[k][:context], model_pred[k][j]]) for k in keys}
+        frames = compose_frames(spec, truth, model, context)
+        audio = model[audios[0].key].reshape(-1) if audios and audios[0].key in model else None
+        name = f"{label}_episode.mp4"
+        write_mp4(out / name, frames, int(spec.fps), audio, int(audios[0].rate) if audio is not None else 0)
+        files["videos"][label] = {"file": name, "episode": report["episode_ids"][j],
+                                  "psnr_mean": float(psnr_per_episode[j])}
+    report["files"] = files
+    _atomic_write(out / "report.md", markdown(_clean(report)).encode())
+    write_json(report, out / "report.json")
