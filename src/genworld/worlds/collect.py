@@ -98,6 +98,20 @@ class _Stop(Exception):
     pass
 
 
+def _stop_pool(pool: Any, finished: bool) -> None:
+    """Let idle workers exit on their own after a finished job; otherwise terminate, and kill any that linger."""
+    if finished:
+        pool.close()
+    else:
+        pool.terminate()
+    workers = list(getattr(pool, "_pool", []))
+    for p in workers:
+        p.join(timeout=10)
+        if p.is_alive():  # a library in the worker (SDL, for one) may ignore SIGTERM
+            p.kill()
+    pool.join()
+
+
 def collect(cfg: CollectConfig) -> dict[str, Any]:
     """Run the job; returns a summary. Raises ValueError/DatasetError on bad input."""
     from tqdm import tqdm
@@ -131,7 +145,7 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
 
         signal.signal(signal.SIGTERM, on_term)
         pool = None
-        steps_done, t0, stopped = 0, time.perf_counter(), False
+        steps_done, t0, stopped, finished = 0, time.perf_counter(), False, False
         bar = tqdm(total=len(todo), desc=f"collect {cfg.world}", unit="ep", disable=not cfg.progress,
                    initial=0, dynamic_ncols=True)
         try:
@@ -147,13 +161,13 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
                 steps_done += len(ep[spec.action.key])
                 bar.update(1)
                 bar.set_postfix(steps_per_s=f"{steps_done / (time.perf_counter() - t0):.0f}")
+            finished = True
         except (KeyboardInterrupt, _Stop):
             stopped = True
         finally:
             bar.close()
             if pool is not None:
-                pool.terminate()
-                pool.join()
+                _stop_pool(pool, finished)
             signal.signal(signal.SIGTERM, old_term)
             writer.close()  # commits every finished episode
         seconds = time.perf_counter() - t0

@@ -150,6 +150,7 @@ def _make_env(cfg: GymConfig) -> Any:
     gymnasium = _gymnasium()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders offscreen; no display needed
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")  # SDL would swallow SIGTERM, so a worker pool could not stop
     ids = list(gymnasium.registry)
     if cfg.env_id not in gymnasium.registry:
         close = difflib.get_close_matches(cfg.env_id, ids, n=5, cutoff=0.5)
