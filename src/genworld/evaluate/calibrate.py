@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from genworld.evaluate.causality import sound_onsets
+from genworld.evaluate.causality import sound_onsets, step_gaps, touch_onsets
 from genworld.evaluate.config import Thresholds
 from genworld.evaluate.consistency import energy_flags, near_occluder, near_other
 from genworld.evaluate.objects import Segmenter, track_episode
@@ -52,8 +52,15 @@ def _q(values: list[np.ndarray], floor: float, add: float = 0.0) -> float:
 
 
 def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], video_key: str,
-              audio_key: str | None = None, jitter: float = 0.3, seed: int = 0) -> Thresholds:
-    """Thresholds for palette worlds with `gt.objects` (bounce), from GT episodes."""
+              audio_key: str | None = None, jitter: float = 0.3, seed: int = 0,
+              touch_key: str | None = "auto") -> Thresholds:
+    """Thresholds for palette worlds with `gt.objects` (bounce), from GT episodes.
+
+    `touch_key` "auto" takes the episodes' first `observation.tactile.*` key, if any; its onsets (like the
+    sound onsets of `audio_key`) calibrate the visual contact gap `contact_eps`.
+    """
+    if touch_key == "auto":
+        touch_key = next((k for k in episodes[0] if k.startswith("observation.tactile.")), None) if episodes else None
     colours = np.vstack([np.asarray(config["palette"], float), np.asarray(config["background"], float)])
     d = np.sqrt(((colours[:, None] - colours[None]) ** 2).sum(-1))
     d[np.diag_indices(len(d))] = np.inf
@@ -61,7 +68,7 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
     th.gate = 2.0 * float(config.get("max_radius", 7.0)) + th.v_max
     seg = Segmenter(config, th)
     rng = np.random.default_rng(seed)
-    jumps, slack, area, rise, gaps = [], [], [], [], []
+    jumps, slack, area, rise, gaps, des = [], [], [], [], [], []
     for ep in episodes:
         tables, contacts = ep["gt.objects"].astype(np.float64), ep["gt.contacts"]
         frames = render_all(jitter_tables(tables, jitter, rng), config)
@@ -70,10 +77,14 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
         ok = pres[1:] & pres[:-1]
         jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
         r = tables[..., 4]
+        reach = r[:, :, None] + r[:, None, :]
         dd = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
+        gt_d = np.hypot(tables[:, :, None, 0] - tables[:, None, :, 0], tables[:, :, None, 1] - tables[:, None, :, 1])
         K = r.shape[1]
-        pair = pres[:, :, None] & pres[:, None, :] & np.triu(np.ones((K, K), bool), 1)
-        slack.append((r[:, :, None] + r[:, None, :] - dd)[pair])
+        # pairs that touch or nearly touch in GT: the only ones whose slack can approach the threshold
+        pair = pres[:, :, None] & pres[:, None, :] & np.triu(np.ones((K, K), bool), 1) & (gt_d < reach + 2.0)
+        slack.append((reach - dd)[pair])
+        des.append(tr["de"][pres & (tr["present"] > 0)])
         alone = pres & ~near_other(tables)
         area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[alone])
         _, elig = energy_flags(tr, tables, contacts, config, Thresholds(energy_tol=np.inf))
@@ -83,27 +94,29 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
         rise.append((e[1:] - e[:-1])[elig[1:-2]])
         if audio_key is not None and audio_key in ep:
             gaps.append(_onset_gaps(tr, tables, sound_onsets(ep[audio_key], th), seg.size))
+        if touch_key is not None and touch_key in ep:
+            gaps.append(_onset_gaps(tr, tables, touch_onsets(ep[touch_key], th), seg.size, agent=True))
     th.teleport_tol = max(1.0, _q(jumps, 0.0, 0.5) - 1.2 * th.v_max)
     th.overlap_tol = _q(slack, 1.0, 0.5)
     th.area_tol = _q(area, 0.2, 0.05)
     th.energy_tol = _q(rise, 0.05, 0.02)
+    th.colour_tol = _q(des, th.colour_tol, 2.0)
     th.contact_eps = _q(gaps, 1.0, 0.5) if gaps else th.contact_eps
     return th
 
 
-def _onset_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, onsets: np.ndarray, size: float) -> np.ndarray:
-    """Smallest disc-disc or disc-wall gap (pixels) within ±1 step of each GT sound onset with everything in view."""
-    r = tables[..., 4]
-    pres = tr["present"] > 0
-    x, y = np.where(pres, tr["cx"], np.nan), np.where(pres, tr["cy"], np.nan)
-    dd = np.hypot(x[:, :, None] - x[:, None, :], y[:, :, None] - y[:, None, :]) - r[:, :, None] - r[:, None, :]
-    K = r.shape[1]
-    dd[:, np.arange(K), np.arange(K)] = np.nan
-    wall = np.stack([x - r, y - r, size - x - r, size - y - r], -1)
-    gap = np.fmin(np.nanmin(dd.reshape(len(x), -1), 1, initial=np.inf), np.nanmin(wall.reshape(len(x), -1), 1, initial=np.inf))
+def _onset_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, onsets: np.ndarray, size: float,
+                agent: bool = False) -> np.ndarray:
+    """Smallest visual contact gap (pixels, `step_gaps`) within ±1 step of each onset with everything in view.
+
+    `agent`: only gaps that involve the agent (row 0), for touch onsets.
+    """
+    pair, wall = step_gaps(tr, tables, size)
+    if agent:
+        pair, wall = pair[:, :1], wall[:, :1]
+    T = len(wall)
+    gap = np.fmin(np.nanmin(np.where(np.isnan(pair), np.inf, pair).reshape(T, -1), 1),
+                  np.nanmin(np.where(np.isnan(wall), np.inf, wall), 1))  # (T,)
     hidden = ((tables[..., 8] > 0.5) & (tr["gt_present"] < 1)).any(-1)
-    out = []
-    for t in np.flatnonzero(onsets):
-        if not hidden[max(t - 1, 0): t + 2].any():
-            out.append(np.nanmin(gap[max(t - 1, 0): t + 2]))
+    out = [gap[max(t - 1, 0): t + 2].min() for t in np.flatnonzero(onsets) if not hidden[max(t - 1, 0): t + 2].any()]
     return np.asarray(out)

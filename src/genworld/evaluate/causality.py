@@ -1,9 +1,15 @@
 """Cross-modal contact causality: sound and touch onsets must coincide (±1 step) with a visible contact.
 
-Visual contact at step t: two predicted discs whose centroids are closer than r_i + r_j + contact_eps, or a
-disc within contact_eps of a wall (radii from ground truth; objects hidden by the occluder in the GT frame
-count as possibly touching, since nobody can see them). Sound onset: audio RMS of the step above
-`sound_rms` and 1.5 x the previous step's. Touch onset: total touch rises above `touch_min`.
+Visual contact during step t (the move from frame t-1 to frame t, the step whose sound is chunk t): the
+smallest gap between two predicted discs, or a disc and a wall, along three straight paths of their
+relative position: the chord from frame t-1 to frame t, the extrapolation of frame t-1 by the previous
+step's motion, and the back-extrapolation of frame t by the next step's motion. A fast collision in the
+middle of a step leaves the discs apart in both frames; one of the extrapolations runs into the contact,
+while discs that only pass each other move on straight lines (gravity pulls both alike), so a near miss
+stays a miss. Gap <= `contact_eps` is a contact (radii from ground truth). Objects that exist but are
+absent from the GT frame (under the occluder) count as possibly touching, since nobody can see them.
+Sound onset: audio RMS of the step above `sound_rms` and 1.5 x the previous step's. Touch onset: total
+touch rises above `touch_min`.
 """
 
 from __future__ import annotations
@@ -15,18 +21,60 @@ from genworld.evaluate.config import Thresholds
 X, Y, RADIUS, EXISTS = 0, 1, 4, 8
 
 
-def visual_contacts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
-    """(any contact (T,), agent contact (T,)) seen in the predicted frames."""
+def _segment_min_norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest |p| on the segments p = a + s (b - a), s in [0, 1]; a, b (..., 2)."""
+    d = b - a
+    dd = (d**2).sum(-1)
+    s = np.clip(-(a * d).sum(-1) / np.where(dd > 0, dd, 1.0), 0.0, 1.0)
+    q = a + s[..., None] * d
+    return np.hypot(q[..., 0], q[..., 1])
+
+
+def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+    """Smallest gap (pixels) during each step t (frame t-1 to t): (pairs (T, K, K), walls (T, K)); NaN unseen.
+
+    Step 0 uses frame 0 alone. Gaps are negative when discs (or a disc and a wall) interpenetrate.
+    """
     pres = tr["present"] > 0
-    r = tables[..., RADIUS]
-    d = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
-    K = r.shape[1]
-    pair = pres[:, :, None] & pres[:, None, :] & (d <= r[:, :, None] + r[:, None, :] + eps)
-    pair[:, np.arange(K), np.arange(K)] = False
-    x, y = tr["cx"], tr["cy"]
-    wall = pres & ((x - r <= eps) | (y - r <= eps) | (x + r >= size - eps) | (y + r >= size - eps))
+    p = np.stack([np.where(pres, tr["cx"], np.nan), np.where(pres, tr["cy"], np.nan)], -1)  # (T, K, 2)
+    T, K = pres.shape
+    r = tables[..., RADIUS]  # (T, K)
+    rel = p[:, :, None, :] - p[:, None, :, :]  # (T, K, K, 2) position of i relative to j
+    prev = np.concatenate([rel[:1], rel[:-1]])  # frame t-1 (frame 0 for t = 0)
+    paths = [(prev, rel)]  # chord t-1 -> t
+    fwd = np.full_like(rel, np.nan)
+    fwd[2:] = 2 * rel[1:-1] - rel[:-2]  # frame t-1 moved on by the step t-2 -> t-1
+    back = np.full_like(rel, np.nan)
+    back[:-1] = 2 * rel[:-1] - rel[1:]  # frame t moved back by the step t -> t+1
+    paths += [(prev, fwd), (rel, back)]
+    reach = r[:, :, None] + r[:, None, :]
+    pair = np.full((T, K, K), np.inf)
+    for a, b in paths:
+        m = _segment_min_norm(a, np.where(np.isnan(b), a, b))
+        pair = np.fmin(pair, m - reach)
+    pair[~(pres[:, :, None] & pres[:, None, :])] = np.nan
+    pair[:, np.arange(K), np.arange(K)] = np.nan
+    # Walls: the gap is linear along a path, so its smallest value is at an end of the path.
+    ends = [p, np.concatenate([p[:1], p[:-1]])]
+    f = np.full_like(p, np.nan)
+    f[2:] = 2 * p[1:-1] - p[:-2]
+    bk = np.full_like(p, np.nan)
+    bk[:-1] = 2 * p[:-1] - p[1:]
+    wall = np.full((T, K), np.inf)
+    for q in ends + [f, bk]:
+        g = np.minimum(q - r[..., None], size - q - r[..., None]).min(-1)  # (T, K)
+        wall = np.fmin(wall, g)
+    wall[~pres] = np.nan
+    return pair, wall
+
+
+def visual_contacts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(any contact (T,), agent contact (T,)) during each step, seen in the predicted frames."""
+    pair, wall = step_gaps(tr, tables, size)
+    with np.errstate(invalid="ignore"):
+        pc, wc = pair <= eps, wall <= eps
     hidden = ((tables[..., EXISTS] > 0.5) & (tr["gt_present"] < 1)).any(-1)
-    return pair.any((1, 2)) | wall.any(1) | hidden, pair[:, 0].any(1) | wall[:, 0] | hidden
+    return pc.any((1, 2)) | wc.any(1) | hidden, pc[:, 0].any(1) | wc[:, 0] | hidden
 
 
 def sound_onsets(audio: np.ndarray, th: Thresholds) -> np.ndarray:

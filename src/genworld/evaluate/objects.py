@@ -127,10 +127,8 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
     out["matched"][:] = -1
     colours = table[:, COLOUR].astype(np.int64)
     exists = table[:, EXISTS] > 0.5
-    prim_pred = np.full(K, -1)
     for k in np.flatnonzero(exists):
         g, p = _primary(gt, colours[k]), _primary(pred, colours[k])
-        prim_pred[k] = p
         if g >= 0:
             out["gt_present"][k] = 1
             out["gt_cx"][k], out["gt_cy"][k], out["gt_area"][k] = gt.cx[g], gt.cy[g], gt.area[g]
@@ -142,8 +140,14 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
                 out["iou"][k] = _centred_iou(pred.pixels[p], pred.cx[p], pred.cy[p],
                                              gt.pixels[g], gt.cx[g], gt.cy[g], seg.size)
     vis = np.flatnonzero(out["gt_present"] > 0)
-    expected = {int(prim_pred[k]) for k in vis if prim_pred[k] >= 0}
-    spawn = len(pred) - len(expected)
+    # Spawns: blobs beyond what the GT frame shows, per colour. Counting per colour (not "every blob but the
+    # largest") keeps a disc that the occluder's corner cuts into two pieces from counting as a spawn when
+    # the GT frame shows the same pieces; a colour no visible object has counts every one of its blobs.
+    n_pred = np.bincount(pred.colour, minlength=len(seg.palette)) if len(pred) else np.zeros(len(seg.palette), int)
+    n_gt = np.zeros(len(seg.palette), np.int64)
+    for k in vis:
+        n_gt[colours[k]] = int((gt.colour == colours[k]).sum())
+    spawn = int(np.maximum(n_pred - n_gt, 0).sum())
     if len(vis) and len(pred):
         cost = np.hypot(pred.cx[:, None] - out["gt_cx"][vis], pred.cy[:, None] - out["gt_cy"][vis])  # (n, V)
         rows, cols = linear_sum_assignment(cost)
