@@ -18,11 +18,16 @@ from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
 
-def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0) -> WorldModel:
+VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
+            "delta+regress": {"video_delta": True, "video_regress": 1.0}}
+
+
+def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **extra) -> WorldModel:
     """A tiny-preset model with a shallow transformer (fast enough for unit tests)."""
     torch.manual_seed(0)
     cfg = tiny(synthetic_spec(discrete_action=discrete)).model
-    cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window), video_conv=video_conv)
+    cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window), video_conv=video_conv,
+                  **extra)
     return WorldModel(cfg).eval()
 
 
@@ -76,9 +81,9 @@ def test_shapes_of_tokens_predictions_and_decoded_step(discrete: bool) -> None:
     assert obs["next.done"].dtype == torch.bool
 
 
-@pytest.mark.parametrize("video_conv", [0, 16])
-def test_a_future_step_never_changes_a_past_prediction(video_conv: int) -> None:
-    model = small_model(video_conv=video_conv)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_a_future_step_never_changes_a_past_prediction(variant: str) -> None:
+    model = small_model(**VARIANTS[variant])
     tokens = model.tokenize(batch_of(model, 2, 6))
     before = model(tokens)
     changed = {k: v.clone() for k, v in tokens.items()}
@@ -92,9 +97,9 @@ def test_a_future_step_never_changes_a_past_prediction(video_conv: int) -> None:
         assert not torch.allclose(before[k][:, t:], after[k][:, t:], atol=1e-5), k
 
 
-@pytest.mark.parametrize("video_conv", [0, 16])
-def test_kv_cached_steps_equal_the_uncached_forward(video_conv: int) -> None:
-    model = small_model(window=6, video_conv=video_conv)
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_kv_cached_steps_equal_the_uncached_forward(variant: str) -> None:
+    model = small_model(window=6, **VARIANTS[variant])
     tokens = model.tokenize(batch_of(model, 2, 6))
     full = model(tokens)
     cache, prev = None, None

@@ -44,6 +44,12 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels, 1 + model.cfg.changed_code_weight * changed)
         total = total + w.get(m.kind, 1.0) * loss
         logs[f"{m.key}/ce"] = loss.item()
+        if m.key + "#values" in pred:
+            err = (pred[m.key + "#values"][:, :-1] - tok.fsq.values(idx)).pow(2).mean(-1)
+            wt = 1 + model.cfg.changed_code_weight * changed
+            reg = (err * wt).sum() / wt.sum()
+            total = total + model.cfg.video_regress * reg
+            logs[f"{m.key}/value_mse"] = reg.item()
     for m in model.touches:
         out = pred[m.key][:, :-1]  # (B, T-1, 1, 2n)
         n = out.shape[-1] // 2

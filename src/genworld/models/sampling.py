@@ -30,6 +30,25 @@ def sample_codes(logits: torch.Tensor, levels: tuple[int, ...], temperature: flo
     return torch.stack(out, dim=-1)
 
 
+def expected_values(logits: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
+    """Per-channel FSQ logits (..., sum(levels)) -> expected code values (..., C) in [-1, 1].
+
+    Decoding the expectation rather than the most likely level is what minimises the squared error of a
+    channel whose level the model is unsure of (a disc's sub-patch position, say).
+    """
+    out = []
+    off = 0
+    for lv in levels:
+        p = logits[..., off: off + lv].float().softmax(-1)
+        off += lv
+        grid = torch.linspace(-1.0, 1.0, lv, device=logits.device)
+        out.append(p @ grid)
+    return torch.stack(out, dim=-1)
+
+
+MEAN_SUFFIX = "#mean"  # sample_step's extra entry: expected image code values to decode instead of the indices
+
+
 @torch.no_grad()
 def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: float = 0.0, top_k: int = 0,
                 gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -39,6 +58,12 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         tok = model.image_tok[m.key.replace(".", "__")]
         idx = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)  # (B, h*w, C)
         tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
+        if temperature <= 0 and (model.cfg.decode_expectation or m.key + "#values" in pred):
+            # The fed-back tokens stay the most likely codes; only the decoded frame uses the expectation
+            # (the regressed values where the model has that head).
+            mean = (pred[m.key + "#values"].clamp(-1, 1) if m.key + "#values" in pred
+                    else expected_values(pred[m.key], tok.fsq.levels))
+            tokens[m.key + MEAN_SUFFIX] = mean.view(mean.shape[0], 1, *tok.cfg.grid, mean.shape[-1])
     for m in model.audios:
         tok = model.audio_tok[m.key.replace(".", "__")]
         tokens[m.key] = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)[:, None]
@@ -59,10 +84,14 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
 
 @torch.no_grad()
 def decode_step(model: WorldModel, tokens: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Tokens of one step {key: (B, 1, ...)} -> raw observations {key: (B, *shape)} (video uint8)."""
+    """Tokens of one step {key: (B, 1, ...)} -> raw observations {key: (B, *shape)} (video uint8).
+
+    Where `sample_step` left expected code values (key + MEAN_SUFFIX), frames decode those."""
     obs: dict[str, torch.Tensor] = {}
     for m in model.videos:
-        img = model.image_tok[m.key.replace(".", "__")].decode_indices(tokens[m.key][:, 0])
+        tok = model.image_tok[m.key.replace(".", "__")]
+        mean = tokens.get(m.key + MEAN_SUFFIX)
+        img = tok.decode(mean[:, 0]) if mean is not None else tok.decode_indices(tokens[m.key][:, 0])
         obs[m.key] = (img.clamp(0, 1) * 255).round().to(torch.uint8)
     for m in model.audios:
         wav = model.audio_tok[m.key.replace(".", "__")].decode_indices(tokens[m.key][:, 0])

@@ -63,6 +63,8 @@ class WorldModel(nn.Module):
         self.slots: dict[str, slice] = {}  # key -> token slots within a step
         self.inp = nn.ModuleDict()
         self.out = nn.ModuleDict()
+        self.delta = nn.ModuleDict()  # optional: embedding of an image token's change since the previous step
+        self.regress = nn.ModuleDict()  # optional: the next step's image code values, regressed
         s = 0
         self.groups: dict[str, CodeGroups] = {}
         for m in self.videos + self.audios:  # code positions grouped into tokens
@@ -79,6 +81,10 @@ class WorldModel(nn.Module):
             else:
                 self.inp[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D)
                 self.out[mkey(m.key)] = nn.Linear(D, g.size * sum(tok.fsq.levels))
+                if m.kind == "video" and cfg.video_delta:
+                    self.delta[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D, bias=False)
+                if m.kind == "video" and cfg.video_regress > 0:
+                    self.regress[mkey(m.key)] = nn.Linear(D, g.size * tok.fsq.dim)
             s += g.n_groups
         for m in self.touches:  # value and contact logit per taxel
             n = math.prod(m.shape)
@@ -187,7 +193,18 @@ class WorldModel(nn.Module):
                     before = tok.fsq.values(prev[m.key].reshape(B, 1, -1, idx.shape[-1]))
                 parts.append(io.embed(tok.fsq.values(idx), before))  # (B, T, groups, D)
             else:
-                parts.append(io(self.groups[m.key].group(tok.fsq.values(idx))))  # (B, T, groups, D)
+                vals = tok.fsq.values(idx)  # (B, T, n, C)
+                e = io(self.groups[m.key].group(vals))  # (B, T, groups, D)
+                if mkey(m.key) in self.delta:
+                    # The change since the previous step (zero for the first step without one): motion is
+                    # then a per-token input instead of something attention must work out across steps.
+                    if prev is not None and m.key in prev:
+                        before = tok.fsq.values(prev[m.key].reshape(B, 1, -1, idx.shape[-1]))
+                    else:
+                        before = vals[:, :1]
+                    diff = vals - torch.cat([before, vals[:, :-1]], dim=1)
+                    e = e + self.delta[mkey(m.key)](self.groups[m.key].group(diff))
+                parts.append(e)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
             if rate is not None:
@@ -205,6 +222,8 @@ class WorldModel(nn.Module):
             hm = h[..., self.slots[m.key], :]
             pred[m.key] = (io.logits(hm) if isinstance(io, VideoCodeIO)
                            else self.groups[m.key].ungroup(self.out[mkey(m.key)](hm)))
+            if mkey(m.key) in self.regress:  # (..., n_codes, C) code values
+                pred[m.key + "#values"] = self.groups[m.key].ungroup(self.regress[mkey(m.key)](hm))
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
