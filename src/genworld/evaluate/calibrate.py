@@ -13,7 +13,7 @@ import numpy as np
 
 from genworld.evaluate.causality import sound_onsets, step_gaps, touch_onsets
 from genworld.evaluate.config import Thresholds
-from genworld.evaluate.consistency import energy_flags, near_occluder, near_other
+from genworld.evaluate.consistency import energy_rise, near_occluder, near_other
 from genworld.evaluate.objects import Segmenter, track_episode
 
 Q = 99.5
@@ -87,11 +87,8 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
         des.append(tr["de"][pres & (tr["present"] > 0)])
         alone = pres & ~near_other(tables)
         area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[alone])
-        _, elig = energy_flags(tr, tables, contacts, config, Thresholds(energy_tol=np.inf))
-        g = float(config.get("gravity", 0.0))
-        vx, vy = (tr["cx"][2:] - tr["cx"][:-2]) / 2, (tr["cy"][2:] - tr["cy"][:-2]) / 2
-        e = 0.5 * (vx**2 + vy**2) - g * tr["cy"][1:-1]
-        rise.append((e[1:] - e[:-1])[elig[1:-2]])
+        r_e, elig = energy_rise(tr, tables, contacts, config)
+        rise.append(r_e[elig])
         if audio_key is not None and audio_key in ep:
             gaps.append(_onset_gaps(tr, tables, sound_onsets(ep[audio_key], th), seg.size))
         if touch_key is not None and touch_key in ep:

@@ -35,7 +35,7 @@ class Thresholds:
     overlap_tol: float = 1.5  # centres closer than r_i + r_j - this are interpenetrating
     area_tol: float = 0.35  # relative area change that counts as a size change
     colour_tol: float = 12.0  # ΔE76 of a blob's mean colour from its palette colour that counts as a colour change
-    energy_tol: float = 0.5  # kinetic-energy rise per step, relative to the episode's mean GT energy
+    energy_tol: float = 0.3  # energy rise per unit mass between steps / (speed + 1), px/step (`energy_rise`)
     contact_eps: float = 1.5  # gap (pixels) under which two discs, or a disc and a wall, are in visual contact
     sound_rms: float = 1e-3  # audio RMS above which a step can hold a sound onset
     touch_min: float = 1e-3  # total touch above which the agent is touched

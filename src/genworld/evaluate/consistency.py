@@ -110,28 +110,55 @@ def free_flight(tables: np.ndarray, contacts: np.ndarray, tr: dict[str, np.ndarr
     return free
 
 
+ENERGY_WINDOW = 2  # steps over which velocity is averaged before and after a checked frame
+
+
+def step_energy(tr: dict[str, np.ndarray], g: float, w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """Energy per unit mass over frames t .. t+w, and its speed: ((T-w, K), (T-w, K)).
+
+    E = |d / w|^2 / 2 - g (y_t + y_{t+w}) / 2 with d the centroid displacement over the w steps. On the
+    world's discrete free flight (the step displacement grows by exactly g per step along +y) this is
+    exactly constant, with or without gravity; averaging over w steps divides centroid noise by w.
+    """
+    dx, dy = (tr["cx"][w:] - tr["cx"][:-w]) / w, (tr["cy"][w:] - tr["cy"][:-w]) / w
+    e = 0.5 * (dx**2 + dy**2) - g * (tr["cy"][w:] + tr["cy"][:-w]) / 2
+    return e, np.hypot(dx, dy)
+
+
+def energy_rise(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray,
+                config: dict[str, Any], w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
+    """(normalised energy rise (T, K), eligible (T, K)) at frame t: from frames t-w .. t to frames t .. t+w.
+
+    The rise is divided by (mean speed of the two windows + 1 px/step): centroid noise moves the energy of
+    a fast object by about speed x velocity noise, so one threshold (a velocity, px/step) is fair to slow
+    and fast objects alike. Eligible: the object is in free flight at every frame t-w .. t+w.
+    """
+    T, K = tables.shape[:2]
+    rise, elig = np.zeros((T, K)), np.zeros((T, K), bool)
+    if T < 2 * w + 1:
+        return rise, elig
+    e, speed = step_energy(tr, float(config.get("gravity", 0.0)), w)  # (T-w, K): window starting at frame i
+    free = free_flight(tables, contacts, tr, config)
+    run = np.ones((T - 2 * w, K), bool)
+    for j in range(2 * w + 1):
+        run &= free[j: T - 2 * w + j]
+    elig[w:T - w] = run
+    rise[w:T - w] = (e[w:] - e[:-w]) / ((speed[w:] + speed[:-w]) / 2 + 1.0)
+    rise[~elig] = 0.0
+    return rise, elig
+
+
 def energy_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
                  th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
     """Energy created from nothing: (flags (T, K), eligible (T, K)).
 
-    Per object and unit mass, E = |v|^2 / 2 - g y with v the central difference of predicted centroids. Step
-    t -> t+1 is checked when the object is in free flight (no contact, no occluder) from t-1 to t+2, so no
-    work is done on it; a rise above `energy_tol` (px^2/step^2) is a violation.
+    Per object and unit mass (`step_energy`), from predicted centroids. Frame t is checked when the object is
+    in free flight (seen, clear of the occluder, touching nothing) from t-w to t+w, so no work is done on it;
+    a normalised rise (`energy_rise`) above `energy_tol` is a violation. The agent (row 0) is pushed by the
+    action and is never checked.
     """
-    T, K = tables.shape[:2]
-    flags, elig = np.zeros((T, K), bool), np.zeros((T, K), bool)
-    if T < 4:
-        return flags, elig
-    g = float(config.get("gravity", 0.0))
-    free = free_flight(tables, contacts, tr, config)
-    vx = (tr["cx"][2:] - tr["cx"][:-2]) / 2  # (T-2, K) velocity at t = 1..T-2
-    vy = (tr["cy"][2:] - tr["cy"][:-2]) / 2
-    e = 0.5 * (vx**2 + vy**2) - g * tr["cy"][1:-1]
-    rise = e[1:] - e[:-1]  # (T-3, K): step t -> t+1 for t = 1..T-3
-    win = free[:-3] & free[1:-2] & free[2:-1] & free[3:]  # t-1 .. t+2 all free
-    elig[1:-2] = win
-    flags[1:-2] = win & (rise > th.energy_tol)
-    return flags, elig
+    rise, elig = energy_rise(tr, tables, contacts, config)
+    return elig & (rise > th.energy_tol), elig
 
 
 def gravity_fit(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
