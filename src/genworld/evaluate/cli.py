@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=20,
                    help="episodes to evaluate: held-out ones first, then others (said in the report; default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for surprise pairs and alternative actions (default 0)")
+    p.add_argument("--surprise-pairs", type=int, default=8, help="clip pairs per violation type (default 8)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from genworld.evaluate.config import EvalConfig
     from genworld.evaluate.evaluator import evaluate
 
-    cfg = EvalConfig(context=args.context, horizon=args.horizon, episodes=args.episodes, seed=args.seed)
+    cfg = EvalConfig(context=args.context, horizon=args.horizon, episodes=args.episodes, seed=args.seed,
+                     surprise_pairs=args.surprise_pairs)
     r = evaluate(args.run, args.data, args.out, cfg, progress=not args.quiet, device=args.device)
 
     def get(section: str, key: str) -> str:

@@ -95,7 +95,9 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
                 if key in c:
                     caus[key] += np.asarray(c[key], float)
     out: dict[str, Any] = {
-        "identity": {k: (ident[k] / wid[k] if wid[k] else None) for k in IDENTITY_KEYS},
+        # no object present anywhere: drift is 1 (as identity_metrics defines it), the others have no data
+        "identity": {k: (ident[k] / wid[k] if wid[k] else (1.0 if k == "attribute_drift" else None))
+                     for k in IDENTITY_KEYS},
         "physics": {k: (phys[k] / wph[k] if wph[k] else 0.0) for k in PHYSICS_KEYS},
         "state_error": [float(e / n) if n else None for e, n in zip(state_err, state_n)],
         "persistence": [float(a / n) if n else None for a, n in zip(pers_hit, pers_n)],

@@ -1,0 +1,203 @@
+"""`genworld eval` end to end on a tiny trained model: the report contract, the GT reference, baselines, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from genworld.cli import main
+
+C, H = 4, 8
+CONTRACT = [
+    "schema", "world", "episodes", "context", "horizon", "valid_horizon",
+    "per_horizon.psnr.model", "per_horizon.psnr.copy_last", "per_horizon.ssim.model", "per_horizon.ssim.copy_last",
+    "identity.persistence", "identity.attribute_drift", "identity.id_switches_per_100",
+    "physics.vanish_rate", "physics.spawn_rate", "physics.teleport_rate", "physics.overlap_rate",
+    "causality.sound_without_contact_per_s", "causality.touch_without_contact_per_s",
+    "surprise.accuracy", "controllability.ratio",
+]
+
+
+def _get(d: dict, dotted: str):
+    for part in dotted.split("."):
+        assert isinstance(d, dict) and part in d, f"report lacks {dotted!r} (stopped at {part!r})"
+        d = d[part]
+    return d
+
+
+def _eval(run: Path, data: Path, out: Path, *extra: str) -> int:
+    return main(["eval", "--run", str(run), "--data", str(data), "--out", str(out), "--context", str(C),
+                 "--horizon", str(H), "--episodes", "3", "--surprise-pairs", "2", "--quiet", *extra])
+
+
+@pytest.fixture(scope="module")
+def report_dir(tiny_run: Path, bounce_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    assert _eval(tiny_run, bounce_data, out) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def report(report_dir: Path) -> dict:
+    return json.loads((report_dir / "report.json").read_text())
+
+
+def test_report_has_every_contract_key(report: dict, report_dir: Path, tiny_run: Path) -> None:
+    assert report["schema"] == "genworld.report/1"
+    assert report["world"] == "bounce" and report["episodes"] == 3
+    assert (report["context"], report["horizon"]) == (C, H)
+    for key in CONTRACT:
+        v = _get(report, key)
+        assert v is not None, key
+        if key.startswith("per_horizon"):
+            assert len(v) == H and all(np.isfinite(v)), key
+        if key.split(".")[0] in ("identity", "physics", "causality", "surprise", "controllability", "per_horizon"):
+            assert _get(report["reference"], key.replace(".model", "").replace(".copy_last", "")) is not None, key
+    assert 0 <= report["valid_horizon"] <= H
+    assert 0.0 <= report["surprise"]["accuracy"] <= 1.0
+    for name in ("report.md", "psnr.png", "ssim.png", "worst_episode.mp4", "typical_episode.mp4"):
+        assert (report_dir / name).stat().st_size > 0, name
+    md = (report_dir / "report.md").read_text()
+    assert "![psnr](psnr.png)" in md and "| vanish_rate |" in md
+    assert not list(report_dir.glob("*.tmp*")), "a temporary file was left behind"
+    # the held-out episodes come first, and the report says where they came from
+    val = json.loads((tiny_run / "split.json").read_text())["val"]
+    assert report["episode_ids"][: min(3, len(val))] == val[:3]
+    assert any("held-out" in n for n in report["notes"])
+
+
+def test_reference_on_ground_truth_is_clean(report: dict) -> None:
+    ref = report["reference"]
+    for k, v in ref["physics"].items():
+        if k.endswith("_rate"):
+            assert v == 0.0, f"ground truth shows {k} = {v}"
+    assert ref["identity"]["persistence"] == 1.0
+    assert ref["identity"]["id_switches_per_100"] == 0.0
+    assert ref["causality"]["sound_without_contact_per_s"] == 0.0
+    assert ref["causality"]["touch_without_contact_per_s"] == 0.0
+    assert ref["surprise"]["accuracy"] == 1.0  # the simulator is an ideal predictor
+    assert ref["controllability"]["ratio"] == 1.0
+    assert all(e == 0.0 for e in ref["per_horizon"]["state_error"] if e is not None)
+
+
+def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: Path) -> None:
+    from genworld.data import Dataset
+
+    ds = Dataset(str(bounce_data))
+    key = report["video_key"]
+    per_ep = []
+    for i in report["episode_ids"]:
+        f = ds.episode(i, keys=[key])[key].astype(np.float64) / 255.0
+        mse = ((f[C: C + H] - f[C - 1][None]) ** 2).mean((1, 2, 3))
+        per_ep.append(np.minimum(60.0, 10 * np.log10(1.0 / np.maximum(mse, 1e-12))))
+    np.testing.assert_allclose(report["per_horizon"]["psnr"]["copy_last"], np.mean(per_ep, 0), atol=1e-3)
+    # and the valid horizon follows from the two curves
+    m, b = np.array(report["per_horizon"]["psnr"]["model"]), np.array(report["per_horizon"]["psnr"]["copy_last"])
+    worse = np.flatnonzero(m < b)
+    assert report["valid_horizon"] == (int(worse[0]) if len(worse) else H)
+
+
+def test_action_blind_session_has_zero_controllability(bounce_data: Path) -> None:
+    from genworld.data import Dataset
+    from genworld.evaluate.baselines import CopyLastSession
+    from genworld.evaluate.controllability import alternative_actions, model_sensitivity, sim_sensitivity
+    from genworld.worlds.bounce import world_from_spec_config
+
+    ds = Dataset(str(bounce_data))
+    eps = [ds.episode(i) for i in range(2)]
+    acts = np.stack([ep["action"][C - 1: C + 5] for ep in eps])
+    alt = alternative_actions(acts, ds.spec.action, np.random.default_rng(0))
+    assert np.abs(alt - acts).max() > 0.2
+    change, _ = model_sensitivity(CopyLastSession(ds.spec), eps, C, 6, alt, "observation.images.top")
+    assert change == 0.0
+    assert sim_sensitivity(world_from_spec_config(ds.spec.config), eps, C, 6, alt, "observation.images.top") > 1e-3
+
+
+def test_surprise_pairs_differ_only_from_the_event_on(bounce_data: Path) -> None:
+    from genworld.data import Dataset
+    from genworld.evaluate.config import EvalConfig
+    from genworld.evaluate.surprise import EVENT, KINDS, make_pairs
+
+    ds = Dataset(str(bounce_data))
+    eps = [ds.episode(i) for i in range(ds.num_episodes)]
+    cfg = EvalConfig(context=C, surprise_pairs=2)
+    pairs, missing = make_pairs(eps, ds.spec.config, cfg, np.random.default_rng(0))
+    assert {p.kind for p in pairs} | set(missing) == set(KINDS)
+    assert len(pairs) >= 6
+    e = C + EVENT
+    for p in pairs:
+        gt = eps[p.episode]["gt.objects"][p.start: p.start + C + cfg.surprise_steps]
+        np.testing.assert_array_equal(p.possible, gt.astype(np.float64))
+        np.testing.assert_array_equal(p.possible[:e], p.impossible[:e])
+        assert not np.array_equal(p.possible[e], p.impossible[e]), p.kind
+        others = [k for k in range(gt.shape[1]) if k != p.obj]
+        np.testing.assert_array_equal(p.possible[:, others], p.impossible[:, others])
+
+
+def _without_gt(src: Path, dst: Path, n: int = 4) -> Path:
+    from genworld.data import Dataset
+    from genworld.data.writer import DatasetWriter
+    from genworld.spec import WorldSpec
+
+    ds = Dataset(str(src))
+    spec = ds.spec
+    keep = tuple(m for m in spec.modalities if m.kind != "gt")
+    new = WorldSpec(spec.name, spec.fps, keep, spec.description, spec.config)
+    with DatasetWriter(dst, new) as w:
+        for i in range(n):
+            w.add_episode(ds.episode(i, keys=[m.key for m in keep]))
+    return dst
+
+
+def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp_path: Path) -> None:
+    data = _without_gt(bounce_data, tmp_path / "nogt")
+    assert _eval(tiny_run, data, tmp_path / "rep") == 0
+    r = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert len(r["per_horizon"]["psnr"]["model"]) == H and len(r["per_horizon"]["ssim"]["copy_last"]) == H
+    for key in ("identity", "physics", "causality", "surprise"):
+        assert r[key]["available"] is False and "gt.objects" in r[key]["reason"], key
+        assert r["reference"][key]["available"] is False
+    assert r["controllability"]["available"] is False and r["controllability"]["model_change"] >= 0
+    assert "const_velocity" not in r["per_horizon"]["psnr"]
+    assert "Unavailable" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_bad_input_messages(tiny_run: Path, bounce_data: Path, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    assert _eval(tmp_path / "no_such_run", bounce_data, tmp_path / "r1") == 1
+    assert "no such run directory" in capsys.readouterr().err
+    assert main(["eval", "--run", str(tiny_run), "--data", str(bounce_data), "--out", str(tmp_path / "r2"),
+                 "--horizon", "60", "--episodes", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "lower --horizon to at most 36" in err and "40 steps" in err
+    grav = tmp_path / "grav"
+    assert main(["collect", "bounce-gravity", "--episodes", "2", "--steps", "16", "--out", str(grav), "--quiet"]) == 0
+    capsys.readouterr()
+    assert _eval(tiny_run, grav, tmp_path / "r3") == 1
+    err = capsys.readouterr().err
+    assert "'bounce'" in err and "'bounce-gravity'" in err
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()
+
+
+def test_help_is_useful(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = capsys.readouterr().out
+    for word in ("--run", "--horizon", "held-out", "report.json", "surprise", "controllability"):
+        assert word in out
+
+
+@pytest.mark.slow
+def test_full_config_on_fresh_episodes(tiny_run: Path, tmp_path: Path) -> None:
+    """The default protocol (20 episodes, horizon 32) on episodes the model never saw; GT stays clean."""
+    data = tmp_path / "fresh"
+    assert main(["collect", "bounce", "--episodes", "24", "--steps", "40", "--out", str(data), "--seed", "11",
+                 "--quiet"]) == 0
+    assert main(["eval", "--run", str(tiny_run), "--data", str(data), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    r = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert r["episodes"] == 20 and len(r["per_horizon"]["psnr"]["model"]) == 32
+    assert all(v == 0.0 for k, v in r["reference"]["physics"].items() if k.endswith("_rate"))
+    assert r["surprise"]["pairs"] >= 24
