@@ -166,3 +166,36 @@ def test_local_image_codes_change_only_where_pixels_change() -> None:
     assert moved[1, 2]
     moved[1, 2] = False
     assert not moved.any()
+
+
+def test_expected_code_values_are_the_mean_of_the_level_distribution() -> None:
+    from genworld.models.sampling import expected_values
+
+    levels = (3, 5)
+    sharp = torch.tensor([[0.0, 0.0, 50.0, 50.0, 0.0, 0.0, 0.0, 0.0]])  # channel 0 -> level 2, channel 1 -> level 0
+    assert torch.allclose(expected_values(sharp, levels), torch.tensor([[1.0, -1.0]]), atol=1e-6)
+    flat = torch.zeros(1, 8)
+    assert torch.allclose(expected_values(flat, levels), torch.zeros(1, 2), atol=1e-6)
+    half = torch.tensor([[50.0, 0.0, 50.0, 0.0, 0.0, 0.0, 0.0, 0.0]])  # levels 0 and 2 of channel 0 equally
+    assert abs(expected_values(half, levels)[0, 0].item()) < 1e-5
+
+
+@pytest.mark.parametrize("variant", ["expectation", "regress"])
+def test_greedy_frames_decode_expected_or_regressed_values_while_fed_back_codes_stay_argmax(variant: str) -> None:
+    from genworld.models.sampling import MEAN_SUFFIX, sample_codes
+
+    model = small_model(**({"decode_expectation": True} if variant == "expectation" else {"video_regress": 1.0}))
+    tokens = model.tokenize(batch_of(model, 2, 3))
+    pred = {k: v[:, -1] for k, v in model(tokens).items()}
+    key = "observation.images.top"
+    nxt = sample_step(model, pred, temperature=0.0)
+    tok = model.image_tok["observation__images__top"]
+    argmax = sample_codes(pred[key], tok.fsq.levels, 0.0, 0, None)  # (B, h*w, C)
+    assert torch.equal(nxt[key][:, 0].flatten(1, 2), argmax)
+    mean = nxt[key + MEAN_SUFFIX][:, 0]
+    assert mean.shape == (*nxt[key][:, 0].shape,) and mean.abs().max() <= 1.0
+    assert not torch.allclose(mean, tok.fsq.values(nxt[key][:, 0]))  # an untrained model is unsure
+    frames = decode_step(model, nxt)[key]
+    expect = (tok.decode(mean).clamp(0, 1) * 255).round().to(torch.uint8)
+    assert torch.equal(frames, expect)
+    assert MEAN_SUFFIX not in "".join(sample_step(model, pred, temperature=1.0, gen=torch.Generator()).keys())
