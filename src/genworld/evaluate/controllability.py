@@ -35,10 +35,14 @@ def _change(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def model_sensitivity(session: Any, episodes: list[dict[str, np.ndarray]], context: int, steps: int,
-                      alt: np.ndarray, video_key: str) -> tuple[float, np.ndarray]:
-    """(mean pixel change, frames under the alternative actions (N, steps, ...)); `alt` (N, steps, *a)."""
+                      alt: np.ndarray, video_key: str, true: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """(mean pixel change, frames under the alternative actions (N, steps, ...)); `alt` (N, steps, *a).
+
+    `true`: the session's frames under the true actions (N, >= steps, ...) if already rolled out (a
+    deterministic session gives the same ones again).
+    """
     akey = session.spec.action.key
-    true = open_loop(session, episodes, context, steps)[video_key]
+    true = open_loop(session, episodes, context, steps)[video_key] if true is None else true[:, :steps]
     changed = []
     for ep, a in zip(episodes, alt):
         e = dict(ep)

@@ -193,7 +193,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     done("surprise")
 
     # ---- controllability ------------------------------------------------------------------------
-    report["controllability"], ref["controllability"] = run_controllability(sess, episodes, spec, vkey, cfg, bounce)
+    report["controllability"], ref["controllability"] = run_controllability(sess, episodes, spec, vkey, cfg, bounce,
+                                                                            preds["model"][vkey])
     done("controllability")
 
     report["reference"] = ref
@@ -277,7 +278,7 @@ def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vk
 
 
 def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig,
-                        bounce: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                        bounce: bool, true_frames: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(model, reference) controllability: action sensitivity of the model relative to the simulator's."""
     from genworld.evaluate.controllability import alternative_actions, model_sensitivity, sim_sensitivity
 
@@ -286,7 +287,8 @@ def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
     rng = np.random.default_rng(cfg.seed + 1)
     acts = np.stack([ep[spec.action.key][C - 1: C - 1 + steps] for ep in episodes])
     alt = alternative_actions(acts, spec.action, rng)
-    m, _ = model_sensitivity(sess, episodes, C, steps, alt, vkey)
+    reuse = true_frames if true_frames is not None and true_frames.shape[1] >= steps and sess.temperature == 0 else None
+    m, _ = model_sensitivity(sess, episodes, C, steps, alt, vkey, reuse)
     out: dict[str, Any] = {"model_change": m, "steps": steps,
                            "alternative": "negated true actions (random pushes where |a| < 0.2)"
                            if not spec.action.discrete else "a different random discrete action each step"}

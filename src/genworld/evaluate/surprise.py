@@ -127,22 +127,32 @@ def clip_steps(pair_tables: np.ndarray, episode: dict[str, np.ndarray], start: i
 
 def teacher_forced_errors(session: Any, clips: list[dict[str, np.ndarray]], context: int, video_key: str,
                           batch: int = 32) -> np.ndarray:
-    """(N, L - C) per-step frame MSE of a session that observes every real step of each clip."""
+    """(N, L - C) per-step frame MSE of a session that observes every real step of each clip.
+
+    `clips` alternate possible, impossible (2 per pair), identical before the event: each pair's shared
+    prefix is run once, then the session is expanded to two futures (`expand(2)`) at the event.
+    """
     akey = session.spec.action.key
     own = getattr(session, "obs_keys", None) or [k for k in clips[0] if k != akey and not k.startswith("gt.")]
     obs_keys = [k for k in own if k in clips[0]]
+    e = context + EVENT
     errs = []
-    for b0 in range(0, len(clips), batch):
-        cl = clips[b0: b0 + batch]
-        stack = {k: np.stack([c[k] for c in cl]) for k in cl[0]}
-        session.reset({k: v[:, :context] for k, v in stack.items()})
+    for b0 in range(0, len(clips), 2 * batch):
+        cl = clips[b0: b0 + 2 * batch]
+        stack = {k: np.stack([c[k] for c in cl]) for k in cl[0]}  # (2P, L, ...): rows 2j, 2j+1 = pair j
+        first = {k: v[0::2] for k, v in stack.items()}
+        session.reset({k: v[:, :context] for k, v in first.items()})
         L = stack[video_key].shape[1]
         rows = []
         for t in range(context, L):
-            pred = session.step(stack[akey][:, t - 1])
-            diff = (np.asarray(pred[video_key], np.float32) - stack[video_key][:, t]) / 255.0
-            rows.append((diff**2).mean((1, 2, 3)))
-            session.observe({k: stack[k][:, t] for k in obs_keys})
+            src = first if t < e else stack
+            if t == e:
+                session.expand(2)  # futures 2j, 2j+1 continue pair j's shared state
+            pred = session.step(src[akey][:, t - 1])
+            diff = (np.asarray(pred[video_key], np.float32) - src[video_key][:, t]) / 255.0
+            err = (diff**2).mean((1, 2, 3))
+            rows.append(np.repeat(err, 2) if t < e else err)
+            session.observe({k: src[k][:, t] for k in obs_keys})
         errs.append(np.stack(rows, 1))
     return np.concatenate(errs)
 
