@@ -57,6 +57,7 @@ def test_report_has_every_contract_key(report: dict, report_dir: Path, tiny_run:
         if key.split(".")[0] in ("identity", "physics", "causality", "surprise", "controllability", "per_horizon"):
             assert _get(report["reference"], key.replace(".model", "").replace(".copy_last", "")) is not None, key
     assert 0 <= report["valid_horizon"] <= H
+    assert len(report["per_horizon"]["psnr"]["tokenizer_ceiling"]) == H  # GT through the model's own tokenizer
     assert 0.0 <= report["surprise"]["accuracy"] <= 1.0
     for name in ("report.md", "psnr.png", "ssim.png", "worst_episode.mp4", "typical_episode.mp4"):
         assert (report_dir / name).stat().st_size > 0, name

@@ -64,6 +64,28 @@ def proprio_error(pred: dict[str, np.ndarray], true: dict[str, np.ndarray], keys
     return np.mean(errs, 0)
 
 
+def tokenizer_ceiling(sess: Any, true: dict[str, np.ndarray], vkey: str, chunk: int = 256) -> np.ndarray | str:
+    """GT frames (N, H, ...) passed through the model's own tokenizer and decoder: the best it can draw.
+
+    Returns the frames, or the reason they could not be computed (the report then goes on without them).
+    """
+    import torch
+
+    from genworld.models.sampling import decode_step
+
+    try:
+        N, H = true[vkey].shape[:2]
+        batch = {k: torch.as_tensor(true[k]).to(sess.device) for k in sess.obs_keys + [sess.spec.action.key]}
+        with torch.inference_mode():
+            tok = sess.model.tokenize(batch)
+            flat = {k: tok[k].reshape(N * H, 1, *tok[k].shape[2:]) for k in sess.obs_keys}
+            out = [decode_step(sess.model, {k: v[i: i + chunk] for k, v in flat.items()})[vkey].cpu().numpy()
+                   for i in range(0, N * H, chunk)]
+        return np.concatenate(out).reshape(true[vkey].shape)
+    except (RuntimeError, ValueError, KeyError, TypeError) as e:  # an extra: never stop the report for it
+        return f"{type(e).__name__}: {e}"
+
+
 def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg: EvalConfig,
              progress: bool = True, device: str = "cpu") -> dict[str, Any]:
     """Evaluate the run on the dataset, write REPORT (json, md, png, mp4) and return the report dict."""
@@ -140,6 +162,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
         psnr_ep[name] = ps.mean(1)
         per_h["psnr"][name] = _mean_curve(ps)
         per_h["ssim"][name] = _mean_curve(ssim(p[vkey], true[vkey]))
+    ceiling = tokenizer_ceiling(sess, true, vkey)
+    if isinstance(ceiling, str):
+        notes.append(f"tokenizer ceiling not computed: {ceiling}")
+    else:
+        per_h["psnr"]["tokenizer_ceiling"] = _mean_curve(psnr(ceiling, true[vkey]))
+        per_h["ssim"]["tokenizer_ceiling"] = _mean_curve(ssim(ceiling, true[vkey]))
     pkeys = [m.key for m in spec.of_kind("proprio") if m.key in true]
     if pkeys:
         per_h["proprio_error"] = {n: _mean_curve(proprio_error(p, true, pkeys, episodes)) for n, p in preds.items()}

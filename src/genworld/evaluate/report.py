@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "const-velocity", "reference": "ground truth"}
+LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "const-velocity", "reference": "ground truth",
+          "tokenizer_ceiling": "tokenizer ceiling"}
 
 
 def _clean(x: Any) -> Any:
