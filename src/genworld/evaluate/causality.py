@@ -8,8 +8,8 @@ middle of a step leaves the discs apart in both frames; one of the extrapolation
 while discs that only pass each other move on straight lines (gravity pulls both alike), so a near miss
 stays a miss. Gap <= `contact_eps` is a contact (radii from ground truth). Objects that exist but are
 absent from the GT frame (under the occluder) count as possibly touching, since nobody can see them.
-Sound onset: audio RMS of the step above `sound_rms` and 1.5 x the previous step's. Touch onset: total
-touch rises above `touch_min`.
+Sound onset: a sub-frame's RMS jumps above `sound_rms` and 1.5 x the recent loudest (`sound_onsets`).
+Touch onset: total touch rises above `touch_min`.
 """
 
 from __future__ import annotations
@@ -77,12 +77,27 @@ def visual_contacts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, 
     return pc.any((1, 2)) | wc.any(1) | hidden, pc[:, 0].any(1) | wc[:, 0] | hidden
 
 
+SUB = 4  # sub-frames per step for sound onsets (250 samples at 16 kHz / 16 fps: 1.5 periods of the lowest mode)
+
+
 def sound_onsets(audio: np.ndarray, th: Thresholds) -> np.ndarray:
-    """(T,) bool sound onsets of per-step audio chunks (T, samples)."""
-    rms = np.sqrt((np.asarray(audio, np.float64) ** 2).mean(-1))
-    on = np.zeros(len(rms), bool)
-    on[1:] = (rms[1:] > th.sound_rms) & (rms[1:] > 1.5 * rms[:-1])
-    return on
+    """(T,) bool sound onsets of per-step audio chunks (T, samples).
+
+    Step t holds an onset when one of its SUB sub-frames has an RMS above `sound_rms` and 1.5 x the loudest
+    of the SUB sub-frames before it: a ringing sound only decays, so a jump is a new hit, even while an
+    earlier one still rings (a whole-step RMS ratio missed hits over a loud tail). Comparing with the
+    loudest recent sub-frame, not the last one, keeps the ripple of a low mode from looking like a hit.
+    """
+    a = np.asarray(audio, np.float64)
+    T, n = a.shape
+    m = n // SUB
+    rms = np.sqrt((a[:, : m * SUB].reshape(T * SUB, m) ** 2).mean(-1))  # (T * SUB,)
+    prev = np.zeros_like(rms)
+    for j in range(1, SUB + 1):
+        prev[j:] = np.maximum(prev[j:], rms[:-j])
+    jump = (rms > th.sound_rms) & (rms > 1.5 * prev)
+    jump[:SUB] = False  # step 0 has no past to compare with
+    return jump.reshape(T, SUB).any(-1)
 
 
 def touch_onsets(touch: np.ndarray, th: Thresholds) -> np.ndarray:

@@ -29,13 +29,15 @@ class Thresholds:
 
     colour_dist: float = 32.0  # a pixel belongs to palette colour c when its RGB distance to c is <= this
     a_min: int = 4  # smallest blob area (pixels) that counts as an object
+    a_vis: int = 8  # GT blob area (pixels) from which an object counts as visible: a sliver at the occluder's
+    # edge can drop below a_min with a sub-pixel move, and is then neither a vanish nor (in the prediction) a spawn
     gate: float = 10.0  # Hungarian gate: a blob further than this from a GT object is not matched to it
     v_max: float = 4.0  # fastest GT centroid motion (pixels/step)
     teleport_tol: float = 1.5  # tolerance added to 1.2 * v_max
     overlap_tol: float = 1.5  # centres closer than r_i + r_j - this are interpenetrating
     area_tol: float = 0.35  # relative area change that counts as a size change
     colour_tol: float = 12.0  # ΔE76 of a blob's mean colour from its palette colour that counts as a colour change
-    energy_tol: float = 0.3  # energy rise per unit mass between steps / (speed + 1), px/step (`energy_rise`)
+    energy_tol: float = 0.3  # speed gain (px/step) in free flight that counts as energy from nothing (`energy_rise`)
     contact_eps: float = 1.5  # gap (pixels) under which two discs, or a disc and a wall, are in visual contact
     sound_rms: float = 1e-3  # audio RMS above which a step can hold a sound onset
     touch_min: float = 1e-3  # total touch above which the agent is touched

@@ -92,9 +92,9 @@ def violation_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.
     d = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
     pair_ok = (pres & clear)[:, :, None] & (pres & clear)[:, None, :] & np.triu(np.ones((K, K), bool), 1)
     overlap = pair_ok & (d < radius[:, :, None] + radius[:, None, :] - th.overlap_tol)
-    # size and colour
-    alone = pres & clear & ~near_other(tables)
-    size = alone & (np.abs(tr["area"] - tr["gt_area"]) > th.area_tol * np.maximum(tr["gt_area"], 1))
+    # size and colour: the blob's area against the GT frame's blob of the same object, which a neighbour drawn
+    # over it cuts just as much (touching discs overlap by a sliver at most; calibration includes them)
+    size = pres & clear & (np.abs(tr["area"] - tr["gt_area"]) > th.area_tol * np.maximum(tr["gt_area"], 1))
     colours = tables[0, :, COLOUR].astype(np.int64)
     wrong_match = (tr["matched"] >= 0) & (tr["matched"] != colours[None, :])
     colour = vis & (wrong_match | (pres & (tr["de"] > th.colour_tol)))
@@ -110,7 +110,7 @@ def free_flight(tables: np.ndarray, contacts: np.ndarray, tr: dict[str, np.ndarr
     return free
 
 
-ENERGY_WINDOW = 2  # steps over which velocity is averaged before and after a checked frame
+ENERGY_WINDOW = 3  # steps over which velocity is averaged before and after a checked frame
 
 
 def step_energy(tr: dict[str, np.ndarray], g: float, w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
@@ -129,9 +129,11 @@ def energy_rise(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndar
                 config: dict[str, Any], w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """(normalised energy rise (T, K), eligible (T, K)) at frame t: from frames t-w .. t to frames t .. t+w.
 
-    The rise is divided by (mean speed of the two windows + 1 px/step): centroid noise moves the energy of
-    a fast object by about speed x velocity noise, so one threshold (a velocity, px/step) is fair to slow
-    and fast objects alike. Eligible: the object is in free flight at every frame t-w .. t+w.
+    The rise is divided by the mean speed of the two windows (at least 1 px/step), which makes it the
+    object's speed gain, (v2^2 - v1^2) / 2 / ((v1 + v2) / 2) = v2 - v1 (in free fall, the gain beyond what
+    gravity gives): centroid noise moves a fast object's energy by about speed x velocity noise, so one
+    threshold (a speed, px/step) is fair to slow and fast objects alike. Below 1 px/step it is the energy
+    gain per unit mass. Eligible: the object is in free flight at every frame t-w .. t+w.
     """
     T, K = tables.shape[:2]
     rise, elig = np.zeros((T, K)), np.zeros((T, K), bool)
@@ -143,7 +145,7 @@ def energy_rise(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndar
     for j in range(2 * w + 1):
         run &= free[j: T - 2 * w + j]
     elig[w:T - w] = run
-    rise[w:T - w] = (e[w:] - e[:-w]) / ((speed[w:] + speed[:-w]) / 2 + 1.0)
+    rise[w:T - w] = (e[w:] - e[:-w]) / np.maximum((speed[w:] + speed[:-w]) / 2, 1.0)
     rise[~elig] = 0.0
     return rise, elig
 

@@ -65,12 +65,23 @@ class Segmenter:
 
     def ids(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """Palette index per pixel `(S, S)` (-1 = background or no colour) and the palette purity."""
-        f = np.asarray(frame, np.float64)
-        if f.shape != (self.size, self.size, 3):
-            raise ValueError(f"palette segmentation: frame shape {f.shape}, expected ({self.size}, {self.size}, 3)")
-        d2 = ((f[:, :, None, :] - self.colours) ** 2).sum(-1)  # (S, S, P + 1)
-        idx = d2.argmin(-1)
-        ok = np.take_along_axis(d2, idx[..., None], -1)[..., 0] <= self.th.colour_dist**2
+        raw = np.asarray(frame)
+        if raw.shape != (self.size, self.size, 3):
+            raise ValueError(f"palette segmentation: frame shape {raw.shape}, expected ({self.size}, {self.size}, 3)")
+        if raw.dtype == np.uint8:
+            # Distances once per distinct colour (a palette frame has a dozen), not once per pixel.
+            key = (raw[..., 0].astype(np.int32) << 16) | (raw[..., 1].astype(np.int32) << 8) | raw[..., 2]
+            uniq, inv = np.unique(key.ravel(), return_inverse=True)
+            rgb = np.stack([uniq >> 16, (uniq >> 8) & 255, uniq & 255], -1).astype(np.float64)  # (U, 3)
+            d2u = ((rgb[:, None, :] - self.colours) ** 2).sum(-1)  # (U, P + 1)
+            iu = d2u.argmin(-1)
+            idx = iu[inv].reshape(key.shape)
+            ok = (d2u[np.arange(len(uniq)), iu] <= self.th.colour_dist**2)[inv].reshape(key.shape)
+        else:
+            f = raw.astype(np.float64)
+            d2 = ((f[:, :, None, :] - self.colours) ** 2).sum(-1)  # (S, S, P + 1)
+            idx = d2.argmin(-1)
+            ok = np.take_along_axis(d2, idx[..., None], -1)[..., 0] <= self.th.colour_dist**2
         ids = np.where(ok & (idx < len(self.palette)) & (idx != self.occluder_id), idx, -1)
         return ids, float(ok.mean())
 
@@ -130,7 +141,7 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
     for k in np.flatnonzero(exists):
         g, p = _primary(gt, colours[k]), _primary(pred, colours[k])
         if g >= 0:
-            out["gt_present"][k] = 1
+            out["gt_present"][k] = float(gt.area[g] >= seg.th.a_vis)
             out["gt_cx"][k], out["gt_cy"][k], out["gt_area"][k] = gt.cx[g], gt.cy[g], gt.area[g]
         if p >= 0:
             out["present"][k] = 1
@@ -142,11 +153,15 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
     vis = np.flatnonzero(out["gt_present"] > 0)
     # Spawns: blobs beyond what the GT frame shows, per colour. Counting per colour (not "every blob but the
     # largest") keeps a disc that the occluder's corner cuts into two pieces from counting as a spawn when
-    # the GT frame shows the same pieces; a colour no visible object has counts every one of its blobs.
-    n_pred = np.bincount(pred.colour, minlength=len(seg.palette)) if len(pred) else np.zeros(len(seg.palette), int)
-    n_gt = np.zeros(len(seg.palette), np.int64)
-    for k in vis:
-        n_gt[colours[k]] = int((gt.colour == colours[k]).sum())
+    # the GT frame shows the same pieces. Of an existing object's colour only blobs of >= a_vis pixels count
+    # (a sliver at the occluder's edge comes and goes with sub-pixel motion); a colour that no existing
+    # object has counts every blob.
+    P = len(seg.palette)
+    own = np.zeros(P, bool)
+    own[colours[exists]] = True
+    big = pred.area >= seg.th.a_vis
+    n_pred = np.bincount(pred.colour[big | ~own[pred.colour]], minlength=P) if len(pred) else np.zeros(P, int)
+    n_gt = np.bincount(gt.colour, minlength=P) * own if len(gt) else np.zeros(P, int)
     spawn = int(np.maximum(n_pred - n_gt, 0).sum())
     if len(vis) and len(pred):
         cost = np.hypot(pred.cx[:, None] - out["gt_cx"][vis], pred.cy[:, None] - out["gt_cy"][vis])  # (n, V)
