@@ -78,10 +78,13 @@ def make_variant(name: str, n_cal: int, n_test: int) -> Variant:
     return v
 
 
+DEFAULT_VARIANTS = ("topdown", "occluder", "gravity", "sparse")  # "elastic" (top-down) runs in the slow sweep
+
+
 @pytest.fixture(scope="module")
 def variants() -> dict[str, Variant]:
     """Each variant calibrated on 4 episodes and tested on 3 others (64 steps, 4 objects + the agent)."""
-    return {name: make_variant(name, 4, 3) for name in VARIANTS}
+    return {name: make_variant(name, 4, 3) for name in DEFAULT_VARIANTS}
 
 
 # ---- false positives on held-out ground truth ---------------------------------------------------
@@ -120,7 +123,7 @@ def false_positive_rates(v: Variant, jitter: float, seed: int = 99) -> dict[str,
     return out
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+@pytest.mark.parametrize("name", DEFAULT_VARIANTS)
 def test_no_false_positives_on_held_out_ground_truth(variants: dict[str, Variant], name: str) -> None:
     v = variants[name]
     for jitter in (0.0, 0.3):
@@ -330,6 +333,7 @@ CASES: dict[str, tuple[Callable[..., Case | None], tuple[str, ...]]] = {
 def detection_rate(vs: dict[str, Variant], kind: str, n: int, seed: int = 0) -> tuple[float, int]:
     """(fraction detected, cases) over n random cases of one corruption, spread over its variants."""
     make, names = CASES[kind]
+    names = tuple(n for n in names if n in vs)
     rng = np.random.default_rng(seed)
     hit = done = tries = 0
     while done < n:
@@ -380,13 +384,14 @@ def _gt_gaps(tables: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     return np.minimum(gap.min((1, 2)), wall.min(1)), np.minimum(gap[:, 0].min(1), wall[:, 0])
 
 
-def _quiet_steps(ep: dict[str, np.ndarray], size: float, agent: bool = False, margin: int = 2) -> np.ndarray:
+def _quiet_steps(ep: dict[str, np.ndarray], size: float, agent: bool = False, margin: int = 2,
+                 gap: float = QUIET_GAP) -> np.ndarray:
     """Steps t with no GT contact and no disc within QUIET_GAP of another or a wall, for ±margin steps
     (`agent`: only the agent's contacts and gaps count)."""
     c = ep["gt.contacts"]
     touching = (c[:, 0].sum(-1) > 0) if agent else (c.reshape(len(c), -1).sum(-1) > 0)
     gaps = _gt_gaps(ep["gt.objects"], size)[1 if agent else 0]
-    busy = touching | (gaps <= QUIET_GAP)
+    busy = touching | (gaps <= gap)
     near = busy.copy()
     for d in range(1, margin + 1):
         near[d:] |= busy[:-d]
@@ -396,7 +401,8 @@ def _quiet_steps(ep: dict[str, np.ndarray], size: float, agent: bool = False, ma
     return np.flatnonzero(ok)
 
 
-def sound_case(v: Variant, i: int, rng: np.random.Generator, kind: str) -> tuple[np.ndarray, int] | None:
+def sound_case(v: Variant, i: int, rng: np.random.Generator, kind: str,
+               gap: float = QUIET_GAP) -> tuple[np.ndarray, int] | None:
     """GT audio with one impact sound added at (kind "add") or moved to (kind "shift") a quiet step: no
     contact and no disc within QUIET_GAP of another disc or a wall for ±2 steps (closer than that, a frame
     cannot tell touching from not, at 64 px).
@@ -407,7 +413,7 @@ def sound_case(v: Variant, i: int, rng: np.random.Generator, kind: str) -> tuple
 
     ep = v.test[i]
     audio = ep[A].astype(np.float64).copy()
-    quiet = _quiet_steps(ep, v.seg.size)
+    quiet = _quiet_steps(ep, v.seg.size, gap=gap)
     if not len(quiet):
         return None
     t1 = int(rng.choice(quiet))
@@ -428,14 +434,14 @@ def sound_case(v: Variant, i: int, rng: np.random.Generator, kind: str) -> tuple
     return audio, t1
 
 
-def sound_detection_rate(v: Variant, kind: str, n: int, seed: int = 0) -> float:
+def sound_detection_rate(v: Variant, kind: str, n: int, seed: int = 0, gap: float = QUIET_GAP) -> float:
     rng = np.random.default_rng(seed)
     hit = done = tries = 0
     while done < n:
         tries += 1
         assert tries < 50 * n, f"sound {kind}: could not place {n} cases ({done} placed)"
         i = int(rng.integers(len(v.test)))
-        c = sound_case(v, i, rng, kind)
+        c = sound_case(v, i, rng, kind, gap)
         if c is None:
             continue
         audio, t1 = c
@@ -506,6 +512,9 @@ def test_detector_sweep_large() -> None:
     rate = touch_detection_rate(vs["sparse"], 300, seed=1)
     lines.append(f"detect touch add: {rate:.3f} of 300")
     assert rate >= 0.95, lines[-1]
+    for kind in ("add", "shift"):  # not asserted: the limit of a visual-contact test in a crowded arena
+        rate = sound_detection_rate(vs["topdown"], kind, 100, seed=1, gap=-np.inf)
+        lines.append(f"crowded (4 objects), sound {kind} at a step with no GT contact within ±2: {rate:.3f} of 100")
     g = vs["gravity"]
     errs = [gravity_fit(tr, ep["gt.objects"].astype(np.float64), ep["gt.contacts"], g.config)["g_rel_error"]
             for ep, tr in zip(g.test, g.gt_tracks)]

@@ -26,17 +26,6 @@ def near_occluder(tables: np.ndarray, config: dict[str, Any], margin: float = 1.
     return (x + r > x0) & (x - r < x1) & (y + r > y0) & (y - r < y1)
 
 
-def near_other(tables: np.ndarray, margin: float = 1.5) -> np.ndarray:
-    """(T, K) bool: the GT disc touches or nearly touches another disc (one may be drawn over the other)."""
-    d = np.hypot(tables[..., :, None, X] - tables[..., None, :, X], tables[..., :, None, Y] - tables[..., None, :, Y])
-    reach = tables[..., :, None, RADIUS] + tables[..., None, :, RADIUS] + margin
-    both = (tables[..., :, None, EXISTS] > 0.5) & (tables[..., None, :, EXISTS] > 0.5)
-    close = (d < reach) & both
-    K = tables.shape[1]
-    close[..., np.arange(K), np.arange(K)] = False
-    return close.any(-1)
-
-
 def teleport_threshold(tables: np.ndarray, th: Thresholds) -> float:
     """Jump (pixels/step) above which a move is a teleport: 1.2 x the fastest real motion + tolerance.
 
@@ -111,6 +100,7 @@ def free_flight(tables: np.ndarray, contacts: np.ndarray, tr: dict[str, np.ndarr
 
 
 ENERGY_WINDOW = 3  # steps over which velocity is averaged before and after a checked frame
+ENERGY_MIN_SPEED = 0.5  # px/step: below it the rise is divided by this (a near-still object's speed is noise)
 
 
 def step_energy(tr: dict[str, np.ndarray], g: float, w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
@@ -129,11 +119,12 @@ def energy_rise(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndar
                 config: dict[str, Any], w: int = ENERGY_WINDOW) -> tuple[np.ndarray, np.ndarray]:
     """(normalised energy rise (T, K), eligible (T, K)) at frame t: from frames t-w .. t to frames t .. t+w.
 
-    The rise is divided by the mean speed of the two windows (at least 1 px/step), which makes it the
-    object's speed gain, (v2^2 - v1^2) / 2 / ((v1 + v2) / 2) = v2 - v1 (in free fall, the gain beyond what
-    gravity gives): centroid noise moves a fast object's energy by about speed x velocity noise, so one
-    threshold (a speed, px/step) is fair to slow and fast objects alike. Below 1 px/step it is the energy
-    gain per unit mass. Eligible: the object is in free flight at every frame t-w .. t+w.
+    The rise is divided by the mean speed of the two windows (at least ENERGY_MIN_SPEED), which makes it
+    the object's speed gain, (v2^2 - v1^2) / 2 / ((v1 + v2) / 2) = v2 - v1 (in free fall, the gain beyond
+    what gravity gives): centroid noise moves a fast object's energy by about speed x velocity noise, so
+    the noise of this statistic hardly depends on speed and one threshold (a speed gain, px/step) is fair
+    to slow and fast objects alike (with a floor of 1 px/step the threshold followed the calibration
+    set's mix of slow and fast objects). Eligible: in free flight at every frame t-w .. t+w.
     """
     T, K = tables.shape[:2]
     rise, elig = np.zeros((T, K)), np.zeros((T, K), bool)
@@ -145,7 +136,7 @@ def energy_rise(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndar
     for j in range(2 * w + 1):
         run &= free[j: T - 2 * w + j]
     elig[w:T - w] = run
-    rise[w:T - w] = (e[w:] - e[:-w]) / np.maximum((speed[w:] + speed[:-w]) / 2, 1.0)
+    rise[w:T - w] = (e[w:] - e[:-w]) / np.maximum((speed[w:] + speed[:-w]) / 2, ENERGY_MIN_SPEED)
     rise[~elig] = 0.0
     return rise, elig
 
