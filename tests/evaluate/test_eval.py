@@ -200,5 +200,20 @@ def test_full_config_on_fresh_episodes(tiny_run: Path, tmp_path: Path) -> None:
     assert main(["eval", "--run", str(tiny_run), "--data", str(data), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
     r = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert r["episodes"] == 20 and len(r["per_horizon"]["psnr"]["model"]) == 32
+    assert r["episode_ids"] == list(range(20)) and any("every episode is unseen" in n for n in r["notes"])
     assert all(v == 0.0 for k, v in r["reference"]["physics"].items() if k.endswith("_rate"))
     assert r["surprise"]["pairs"] >= 24
+
+
+def test_training_dataset_is_recognised(tiny_run: Path, bounce_data: Path, tmp_path: Path) -> None:
+    from genworld.data import Dataset
+    from genworld.evaluate.episodes import held_out, trained_on
+
+    assert trained_on(tiny_run, Dataset(str(bounce_data))) is True
+    other = tmp_path / "other"
+    assert main(["collect", "bounce", "--episodes", "2", "--steps", "12", "--out", str(other), "--seed", "99",
+                 "--quiet"]) == 0
+    assert trained_on(tiny_run, Dataset(str(other))) is False
+    val = json.loads((tiny_run / "split.json").read_text())["val"]
+    ids, note = held_out(tiny_run, 12, len(val) + 2)
+    assert ids[: len(val)] == val and len(set(ids)) == len(val) + 2 and "2 more that the model trained on" in note

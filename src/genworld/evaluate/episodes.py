@@ -54,6 +54,32 @@ def dataset_size(data_dir: str | Path) -> int:
     return int(Dataset(str(data_dir)).num_episodes)
 
 
+def trained_on(run_dir: str | Path, ds: Any) -> bool | None:
+    """Whether dataset `ds` is the one the run trained on: its stored context windows (RUN/contexts.safetensors,
+    episode and start in the metadata) match the dataset's actions there. None when the run stores none."""
+    path = Path(run_dir) / "contexts.safetensors"
+    if not path.exists():
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "np") as f:
+            windows = json.loads((f.metadata() or {}).get("windows", "[]"))
+            key = ds.spec.action.key
+            if not windows or key not in f.keys():
+                return None
+            acts = f.get_tensor(key)
+    except Exception:  # safetensors raises its own error types for corrupt files
+        return None
+    for j, (e, start) in enumerate(windows[:3]):
+        if e >= ds.num_episodes:
+            return False
+        real = ds.episode(int(e), keys=[key])[key][start: start + acts.shape[1]]
+        if real.shape != acts[j].shape or not np.array_equal(real, acts[j]):
+            return False
+    return True
+
+
 def held_out(run_dir: str | Path | None, n_total: int, k: int) -> tuple[list[int], str]:
     """Up to k episodes: the run's validation episodes (RUN/split.json "val") first, then others if more are asked.
 

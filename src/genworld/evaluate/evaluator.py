@@ -93,7 +93,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
 
     from genworld.data import Dataset
     from genworld.evaluate.baselines import ConstantVelocitySession, CopyLastSession
-    from genworld.evaluate.episodes import check_length, held_out
+    from genworld.evaluate.episodes import check_length, held_out, trained_on
     from genworld.evaluate.rollout import open_loop, truth
     from genworld.rollout.session import WorldSession
 
@@ -125,7 +125,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     ds = Dataset(data_dir)
     spec = ds.spec
     notes = check_world(sess.spec, spec, run_dir, data_dir)
-    ids, picked_note = held_out(run_dir, ds.num_episodes, cfg.episodes)
+    if trained_on(run_dir, ds) is False:
+        ids = list(range(min(cfg.episodes, ds.num_episodes)))
+        picked_note = (f"the first {len(ids)} episodes: this dataset is not the one the run trained on (the run's "
+                       "stored context windows do not match it), so every episode is unseen")
+    else:
+        ids, picked_note = held_out(run_dir, ds.num_episodes, cfg.episodes)
     notes.append(picked_note)
     if len(ids) < cfg.episodes:
         notes.append(f"--episodes {cfg.episodes} asked, the dataset has {ds.num_episodes}: evaluated {len(ids)}")
