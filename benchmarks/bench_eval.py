@@ -45,7 +45,9 @@ def run(quick: bool) -> dict:
         t0 = time.perf_counter()
         report = evaluate(run_dir, data, root / "report", cfg, progress=False)
         seconds = time.perf_counter() - t0
-    out = {"episodes": report["episodes"], "horizon": report["horizon"], "eval_seconds": round(seconds, 1),
+    source = (f"{os.environ['GENWORLD_BENCH_RUN']} on {os.environ['GENWORLD_BENCH_DATA']}"
+              if os.environ.get("GENWORLD_BENCH_RUN") else "tiny preset trained here (collect seed 1)")
+    out = {"run": source, "episodes": report["episodes"], "horizon": report["horizon"], "eval_seconds": round(seconds, 1),
            "target_seconds": 180, "meets_target": seconds < 180 or quick,
            "torch_threads": __import__("torch").get_num_threads(),
            "load_avg_1min_at_end": round(os.getloadavg()[0], 2)}
