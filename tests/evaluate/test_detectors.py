@@ -224,14 +224,15 @@ def case_spawn(v: Variant, i: int, t0: int, rng: np.random.Generator) -> Case | 
 
 
 def case_teleport(v: Variant, i: int, t0: int, rng: np.random.Generator) -> Case | None:
-    """Object k jumps by 1.5-4x the fastest real motion (calibration's or this episode's) and moves on from there."""
+    """Object k jumps 1.5-4x the fastest real motion (calibration's or this episode's) from where it was at t0-1,
+    and moves on from there."""
     w = v.test[i]["gt.objects"][t0 - PRE: t0 + POST].astype(np.float64)
     k = int(rng.integers(w.shape[1]))
     if not (_seen(v, i, t0 - 1, k) and _seen(v, i, t0, k)):
         return None
     fastest = (teleport_threshold(v.test[i]["gt.objects"].astype(np.float64), v.th) - v.th.teleport_tol) / 1.2
     ang, d = rng.uniform(0, 2 * np.pi), rng.uniform(1.5, 4.0) * fastest
-    off = d * np.array([np.cos(ang), np.sin(ang)])
+    off = w[PRE - 1, k, :2] + d * np.array([np.cos(ang), np.sin(ang)]) - w[PRE, k, :2]
     if not _clear_spot(w[PRE], w[PRE, k, RADIUS], v.config, w[PRE, k, :2] + off, skip=(k,)):
         return None
     w[PRE:, k, :2] += off
