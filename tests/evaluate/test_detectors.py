@@ -298,7 +298,8 @@ def case_overlap(v: Variant, i: int, t0: int, rng: np.random.Generator) -> Case 
     return Case(w, lambda f: bool(f["overlap"][PRE: PRE + dur, lo, hi].any()))
 
 
-def case_energy(v: Variant, i: int, t0: int, rng: np.random.Generator) -> Case | None:
+def case_energy(v: Variant, i: int, t0: int, rng: np.random.Generator, min_speed: float = 1.0,
+                scale: tuple[float, float] = (1.5, 2.5)) -> Case | None:
     """Object k in free flight (>= 1 px/step) has its velocity scaled by 1.5-2.5 from step t0-1 -> t0 on.
 
     The energy detector flags a speed gain above `energy_tol` (~0.4 px/step): gains of 0.3-0.5 px/step were
@@ -310,14 +311,21 @@ def case_energy(v: Variant, i: int, t0: int, rng: np.random.Generator) -> Case |
     if c.any() or not all(_seen(v, i, t, k) for t in range(t0 - PRE, t0 + POST)):
         return None
     vel = w[PRE - 1, k, [VX, VY]]
-    if np.hypot(*vel) < 1.0:  # the speed gain (s - 1) |v| stays >= 0.5 px/step, the detector's resolution
+    if np.hypot(*vel) < min_speed:  # by default the speed gain (s - 1) |v| is >= 0.5 px/step
         return None
-    s = rng.uniform(1.5, 2.5)
+    s = rng.uniform(*scale)
     tau = np.arange(1, POST + 1)[:, None]
     w[PRE:, k, :2] += (s - 1) * vel[None, :] * tau
     if not all(_clear_spot(w[t], w[t, k, RADIUS], v.config, w[t, k, :2], skip=(k,)) for t in range(PRE, len(w))):
         return None
     return Case(w, lambda f: bool(f["energy"][PRE - 2: PRE + 2, k].any()))
+
+
+def _speed_gain(corrupt: np.ndarray, gt: np.ndarray) -> float:
+    """Speed gain (px/step) that `case_energy` gave its object: step t0 -> t0+1, corrupted minus GT."""
+    k = int(np.flatnonzero((corrupt[..., X] != gt[..., X]).any(0))[0])
+    step = lambda t: np.hypot(*(t[PRE + 1, k, :2] - t[PRE, k, :2]))  # noqa: E731
+    return float(step(corrupt) - step(gt))
 
 
 CASES: dict[str, tuple[Callable[..., Case | None], tuple[str, ...]]] = {
@@ -331,9 +339,13 @@ CASES: dict[str, tuple[Callable[..., Case | None], tuple[str, ...]]] = {
 }
 
 
-def detection_rate(vs: dict[str, Variant], kind: str, n: int, seed: int = 0) -> tuple[float, int]:
-    """(fraction detected, cases) over n random cases of one corruption, spread over its variants."""
-    make, names = CASES[kind]
+def detection_rate(vs: dict[str, Variant], kind: str, n: int, seed: int = 0,
+                   make: Callable[..., Case | None] | None = None, record: list | None = None) -> tuple[float, int]:
+    """(fraction detected, cases) over n random cases of one corruption, spread over its variants.
+
+    `make` overrides the case maker; `record` collects (case, detected) pairs."""
+    make_default, names = CASES[kind]
+    make = make or make_default
     names = tuple(n for n in names if n in vs)
     rng = np.random.default_rng(seed)
     hit = done = tries = 0
@@ -353,8 +365,11 @@ def detection_rate(vs: dict[str, Variant], kind: str, n: int, seed: int = 0) -> 
         frames = render_all(case.tables, case.config or v.config)
         tr = track_episode(frames, ep[V][win], gt_tables, v.seg)
         flags = violation_flags(tr, gt_tables, ep["gt.contacts"][win], v.config, v.th)
-        hit += case.check(flags)
+        caught = case.check(flags)
+        hit += caught
         done += 1
+        if record is not None:
+            record.append((case, gt_tables, caught))
     return hit / n, n
 
 
@@ -513,6 +528,16 @@ def test_detector_sweep_large() -> None:
     rate = touch_detection_rate(vs["sparse"], 300, seed=1)
     lines.append(f"detect touch add: {rate:.3f} of 300")
     assert rate >= 0.95, lines[-1]
+    # energy resolution (not asserted): detection against the injected speed gain, slow objects included
+    rec: list = []
+    detection_rate(vs, "energy", 300, seed=2, record=rec,
+                   make=lambda v, i, t0, rng: case_energy(v, i, t0, rng, min_speed=0.2, scale=(1.2, 2.5)))
+    gain = np.array([_speed_gain(c.tables, g) for c, g, _ in rec])
+    caught = np.array([d for _, _, d in rec])
+    for lo, hi in ((0.0, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.75), (0.75, 99.0)):
+        m = (gain >= lo) & (gain < hi)
+        lines.append(f"energy: speed gain {lo}-{hi} px/step: {caught[m].mean() if m.any() else float('nan'):.3f} "
+                     f"of {int(m.sum())}")
     for kind in ("add", "shift"):  # not asserted: the limit of a visual-contact test in a crowded arena
         rate = sound_detection_rate(vs["topdown"], kind, 100, seed=1, gap=-np.inf)
         lines.append(f"crowded (4 objects), sound {kind} at a step with no GT contact within ±2: {rate:.3f} of 100")
