@@ -80,7 +80,8 @@ def test_reference_on_ground_truth_is_clean(report: dict) -> None:
     assert ref["causality"]["sound_without_contact_per_s"] == 0.0
     assert ref["causality"]["touch_without_contact_per_s"] == 0.0
     assert ref["surprise"]["accuracy"] == 1.0  # the simulator is an ideal predictor
-    assert ref["controllability"]["ratio"] == 1.0
+    assert ref["controllability"]["ratio"] == 1.0 and ref["controllability"]["direction"] == 1.0
+    assert -1.0 <= report["controllability"]["direction"] <= 1.0
     assert all(e == 0.0 for e in ref["per_horizon"]["state_error"] if e is not None)
 
 
@@ -104,7 +105,13 @@ def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: P
 def test_action_blind_session_has_zero_controllability(bounce_data: Path) -> None:
     from genworld.data import Dataset
     from genworld.evaluate.baselines import CopyLastSession
-    from genworld.evaluate.controllability import alternative_actions, model_sensitivity, sim_sensitivity
+    from genworld.evaluate.controllability import (
+        alternative_actions,
+        direction,
+        model_sensitivity,
+        sim_rollouts,
+        sim_sensitivity,
+    )
     from genworld.worlds.bounce import world_from_spec_config
 
     ds = Dataset(str(bounce_data))
@@ -114,7 +121,12 @@ def test_action_blind_session_has_zero_controllability(bounce_data: Path) -> Non
     assert np.abs(alt - acts).max() > 0.2
     change, _ = model_sensitivity(CopyLastSession(ds.spec), eps, C, 6, alt, "observation.images.top")
     assert change == 0.0
-    assert sim_sensitivity(world_from_spec_config(ds.spec.config), eps, C, 6, alt, "observation.images.top") > 1e-3
+    world = world_from_spec_config(ds.spec.config)
+    assert sim_sensitivity(world, eps, C, 6, alt, "observation.images.top") > 1e-3
+    # direction: 1 for the world's own change, ~0 for a change that belongs to another episode
+    g_true, g_alt = sim_rollouts(world, eps, C, 6, alt, "observation.images.top")
+    assert direction(g_true, g_alt, g_true, g_alt) == pytest.approx(1.0)
+    assert abs(direction(g_true[::-1], g_alt[::-1], g_true, g_alt)) < 0.5
 
 
 def test_surprise_pairs_differ_only_from_the_event_on(bounce_data: Path) -> None:

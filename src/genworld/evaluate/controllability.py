@@ -30,7 +30,8 @@ def alternative_actions(actions: np.ndarray, spec_action: Any, rng: np.random.Ge
     return np.clip(alt, lo, hi).astype(actions.dtype)
 
 
-def _change(a: np.ndarray, b: np.ndarray) -> float:
+def change(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute pixel difference of two uint8 frame stacks, on [0, 1]."""
     return float(np.abs(a.astype(np.float32) - b.astype(np.float32)).mean() / 255.0)
 
 
@@ -51,20 +52,38 @@ def model_sensitivity(session: Any, episodes: list[dict[str, np.ndarray]], conte
         e[akey] = act
         changed.append(e)
     other = open_loop(session, changed, context, steps)[video_key]
-    return _change(true, other), other
+    return change(true, other), other
+
+
+def sim_rollouts(world: Any, episodes: list[dict[str, np.ndarray]], context: int, steps: int, alt: np.ndarray,
+                 video_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Simulator frames (N, steps, ...) under the true and the alternative actions, from each GT state at C-1."""
+    from genworld.worlds.bounce import state_from_gt
+
+    akey = world.spec.action.key
+    runs: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for ep, a in zip(episodes, alt):
+        for j, acts in enumerate((ep[akey][context - 1: context - 1 + steps], a)):
+            world.set_state(state_from_gt(ep["gt.objects"][context - 1], world.k, world.synth.n_modes))
+            runs[j].append(np.stack([world.step(x)[0][video_key] for x in acts]))
+    return np.stack(runs[0]), np.stack(runs[1])
 
 
 def sim_sensitivity(world: Any, episodes: list[dict[str, np.ndarray]], context: int, steps: int,
                     alt: np.ndarray, video_key: str) -> float:
     """Mean pixel change of the simulator re-run from each episode's GT state at step C-1."""
-    from genworld.worlds.bounce import state_from_gt
+    return change(*sim_rollouts(world, episodes, context, steps, alt, video_key))
 
-    akey = world.spec.action.key
-    diffs = []
-    for ep, a in zip(episodes, alt):
-        runs = []
-        for acts in (ep[akey][context - 1: context - 1 + steps], a):
-            world.set_state(state_from_gt(ep["gt.objects"][context - 1], world.k, world.synth.n_modes))
-            runs.append(np.stack([world.step(x)[0][video_key] for x in acts]))
-        diffs.append(_change(runs[0], runs[1]))
-    return float(np.mean(diffs))
+
+def direction(model_true: np.ndarray, model_alt: np.ndarray, gt_true: np.ndarray, gt_alt: np.ndarray) -> float:
+    """Mean over episodes of the cosine between the model's and the world's frame change (N, steps, ...).
+
+    1 = the prediction changes where and how the world does; about 0 for changes unrelated to the world's
+    (noise, or the right amount of change in the wrong place); 0 when either does not change.
+    """
+    N = len(model_true)
+    dm = (model_true.astype(np.float32) - model_alt.astype(np.float32)).reshape(N, -1)
+    dg = (gt_true.astype(np.float32) - gt_alt.astype(np.float32)).reshape(N, -1)
+    norm = np.linalg.norm(dm, axis=1) * np.linalg.norm(dg, axis=1)
+    cos = np.where(norm > 0, (dm * dg).sum(1) / np.maximum(norm, 1e-12), 0.0)
+    return float(cos.mean())

@@ -147,7 +147,9 @@ def markdown(report: dict[str, Any]) -> str:
     else:
         L += [f"ratio **{_fmt(c.get('ratio'))}** = model change {_fmt(c.get('model_change'), 4)} / ground-truth "
               f"change {_fmt(c.get('gt_change'), 4)} over {c.get('steps')} steps ({c.get('alternative')}). "
-              "0 = ignores actions, 1 = reacts like the world.", ""]
+              "0 = ignores actions, 1 = reacts as much as the world.", "",
+              f"direction **{_fmt(c.get('direction'))}**: cosine between the model's and the world's frame change "
+              "(1 = changes where and how the world does, ~0 = unrelated change such as noise).", ""]
     vids = r.get("files", {}).get("videos", {})
     if vids:
         L += ["## Videos (ground truth | model)", ""]
