@@ -2,7 +2,8 @@
 
 Every function is pure: tracks `{field: (T, K)}` from predicted frames, the GT tables `(T, K, 10)` and
 contacts `(T, K, K + 1)` of the same steps, the world's `spec.config` and the calibrated `Thresholds`.
-Rates are violations per visible GT object-frame (visible = its blob is in the GT frame).
+Rates are violations per visible GT object-frame (visible = at least `a_vis` pixels of its blob show in
+the GT frame).
 """
 
 from __future__ import annotations
