@@ -229,3 +229,18 @@ def test_training_dataset_is_recognised(tiny_run: Path, bounce_data: Path, tmp_p
     val = json.loads((tiny_run / "split.json").read_text())["val"]
     ids, note = held_out(tiny_run, 12, len(val) + 2)
     assert ids[: len(val)] == val and len(set(ids)) == len(val) + 2 and "2 more that the model trained on" in note
+
+
+@pytest.mark.slow
+def test_occluder_world_reference_is_clean(tiny_run: Path, tmp_path: Path) -> None:
+    """With the occluder, GT objects hide and re-emerge: the reference sees them all back, no violation."""
+    data = tmp_path / "occ"
+    assert main(["collect", "bounce", "--episodes", "8", "--steps", "48", "--out", str(data), "--seed", "4",
+                 "--set", "occluder=true", "--quiet"]) == 0
+    assert _eval(tiny_run, data, tmp_path / "rep", "--horizon", "32") == 0
+    r = json.loads((tmp_path / "rep" / "report.json").read_text())
+    occ = r["reference"]["occlusion"]
+    assert occ["available"] and occ["events"] >= 3, occ
+    assert occ["presence"] == 1.0 and occ["identity"] == 1.0 and occ["position_error"] == 0.0
+    assert all(v == 0.0 for k, v in r["reference"]["physics"].items() if k.endswith("_rate"))
+    assert any("['occluder']" in n for n in r["notes"])  # the run was trained without it

@@ -210,8 +210,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             per_h[k] = {n: obj[n][k] for n in preds}
             ref["per_horizon"][k] = obj["reference"][k]
         report["violations_per_episode"] = obj["model"]["violations_per_episode"]
+        report["occlusion"], ref["occlusion"] = obj["model"]["occlusion"], obj["reference"]["occlusion"]
+        for n in preds:
+            if n != "model":
+                report["baselines"][n]["occlusion"] = obj[n]["occlusion"]
     else:
-        for key in ("identity", "physics", "causality"):
+        for key in ("identity", "physics", "causality", "occlusion"):
             report[key] = ref[key] = unavailable(no_gt)
         report["thresholds"] = unavailable(no_gt)
     done("objects")

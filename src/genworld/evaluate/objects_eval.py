@@ -53,6 +53,7 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
     caus = {"sound_flags": 0, "touch_flags": 0, "contact_without_sound": 0, "steps": 0,
             "sound_f1": np.zeros(3), "touch_f1": np.zeros(3)}
     gravity, per_episode = [], np.zeros(N)
+    occl = np.zeros(4)  # re-emergence events, present, right identity, summed position error (of present)
     size = float(seg.size)
     for i in range(N):
         tr = track_episode(frames[i], gt_frames[i], tables[i], seg, gt_cache[i] if gt_cache else None)
@@ -80,6 +81,7 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
         state_n += both.sum(1)
         pers_hit += both.sum(1)
         pers_n += vis.sum(1)
+        occl += _reemergence(tr, tables[i], size)
         g = gravity_fit(tr, tables[i], contacts[i], config)
         if g.get("available"):
             gravity.append(g)
@@ -114,6 +116,15 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
                                      "fit_residual_px": float(np.median([g["fit_residual_px"] for g in gravity]))}
     else:
         out["physics"]["gravity"] = {"available": False, "reason": "no free-flight window of >= 6 steps"}
+    if not config.get("occluder"):
+        out["occlusion"] = {"available": False, "reason": "the world has no occluder"}
+    elif occl[0] == 0:
+        out["occlusion"] = {"available": False, "reason": "no object re-emerged from behind the occluder in the "
+                                                          "predicted windows"}
+    else:
+        out["occlusion"] = {"available": True, "events": int(occl[0]), "presence": occl[1] / occl[0],
+                            "identity": occl[2] / occl[0],
+                            "position_error": occl[3] / occl[1] if occl[1] else None}
     if audio is not None or touch is not None:
         secs = max(caus["steps"], 1) / fps
         cz: dict[str, Any] = {"seconds": secs}
@@ -134,3 +145,17 @@ def _f1(c: np.ndarray) -> float | None:
     """F1 of (matched, n_pred, n_true); None when neither side has an onset."""
     m, p, t = c
     return float(2 * m / (p + t)) if p + t > 0 else None
+
+
+def _reemergence(tr: dict[str, np.ndarray], tables: np.ndarray, size: float) -> np.ndarray:
+    """(events, present, right identity, position error sum) at the steps where an object that existed
+    became visible again in the GT frame (METRICS 4.1 occlusion test); step 0 (the real anchor) excluded."""
+    vis = tr["gt_present"] > 0
+    exists = tables[..., 8] > 0.5
+    ev = np.zeros_like(vis)
+    ev[1:] = vis[1:] & ~vis[:-1] & exists[1:] & exists[:-1]
+    pres = ev & (tr["present"] > 0)
+    right = ev & (tr["matched"] == tables[0, :, 6][None, :])
+    err = np.hypot(tr["cx"] - tr["gt_cx"], tr["cy"] - tr["gt_cy"]) / size
+    return np.array([ev.sum(), pres.sum(), right.sum(), err[pres].sum()], float)
+

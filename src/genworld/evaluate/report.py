@@ -114,13 +114,14 @@ def markdown(report: dict[str, Any]) -> str:
         L += [""]
     base = r.get("baselines", {})
     for section, title in (("identity", "Identity"), ("physics", "Physics violations (per visible object-frame)"),
-                           ("causality", "Cross-modal causality")):
+                           ("causality", "Cross-modal causality"),
+                           ("occlusion", "Occlusion: objects re-emerging from behind the occluder")):
         L += [f"## {title}", ""]
         block = r.get(section, {})
         if block.get("available") is False:
             L += [f"Unavailable: {block['reason']}", ""]
             continue
-        keys = [k for k, v in block.items() if isinstance(v, (int, float)) or v is None]
+        keys = [k for k, v in block.items() if (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None]
         cols = ["model"] + [LABELS.get(s, s) for s in base] + ["ground truth"]
         rows = [(k, [block.get(k)] + [(base[s].get(section) or {}).get(k) for s in base]
                  + [(ref.get(section) or {}).get(k)]) for k in keys]
