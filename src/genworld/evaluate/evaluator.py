@@ -103,8 +103,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
         raise FileNotFoundError(f"--run {run_dir}: no such run directory; train one first "
                                 f"(genworld train --data DIR --out {run_dir})")
     C, H = cfg.context, cfg.horizon
-    if C < 2 or H < 1 or cfg.episodes < 1:
-        raise ValueError(f"--context must be >= 2 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
+    if C < 1 or H < 1 or cfg.episodes < 1:
+        raise ValueError(f"--context must be >= 1 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
                          f"(got {cfg.episodes})")
     stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "report"]
     bar = tqdm(total=len(stages), desc="eval", disable=not progress, unit="stage")
