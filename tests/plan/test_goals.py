@@ -12,6 +12,7 @@ from genworld.plan.goals import (
     GoalError,
     ObjectTracker,
     PixelGoalCost,
+    ProprioTracker,
     PushCost,
     check_goal_image,
     palette_centroids,
@@ -70,6 +71,34 @@ def test_push_cost_prefers_the_object_near_the_target_and_the_agent_behind_it() 
     frames2[(disc_frames([(47.0, 32.0), (27.0, 32.0)], BLUE, r=3) == BLUE).all(-1)] = BLUE
     c2 = cost({key: frames2}, 0, None)
     assert (c2 > c).all()
+
+
+def test_push_cost_leads_the_agent_behind_then_through_a_static_object() -> None:
+    """A model that does not move the object still ranks agent paths: around to the far side, then into it."""
+    key, target = "img", np.array([50.0, 32.0])
+    obj = np.array([30.0, 32.0])
+    cost = PushCost(ObjectTracker(key, RED, obj), ProprioTracker("state"), target, 8.0, 64.0)
+    blank = np.broadcast_to(BG, (4, 64, 64, 3)).astype(np.uint8)  # the model draws no object: it stays put
+
+    def c(*agents):
+        return cost({key: blank[: len(agents)], "state": np.array([[x, y, 0, 0] for x, y in agents])}, 0, None)
+
+    behind, beside, front = (18.0, 32.0), (30.0, 20.0), (42.0, 32.0)
+    through = (24.0, 32.0)  # behind and in contact (R = 8), pushing toward the target
+    order = c(through, behind, beside, front)
+    assert order[0] < order[1] < order[2] < order[3], order
+    # brushing the object from the side costs more than keeping clear of it
+    assert c((30.0, 25.0))[0] > c((30.0, 18.0))[0]
+
+
+def test_proprio_tracker_reads_x_y_and_falls_back_to_frames() -> None:
+    tr = ProprioTracker("state", ObjectTracker("img", RED, np.array([5.0, 5.0])))
+    xy, seen = tr({"state": np.array([[1.0, 2.0, 3.0, 4.0]], np.float32)}, 0)
+    np.testing.assert_allclose(xy, [[1.0, 2.0]]) and seen.all()
+    xy, _ = tr({"img": disc_frames([(10.0, 20.0)], RED)}, 0)
+    np.testing.assert_allclose(xy, [[10.0, 20.0]], atol=0.3)
+    with pytest.raises(GoalError, match="no 'state'"):
+        ProprioTracker("state")({"img": disc_frames([(10.0, 20.0)], RED)}, 0)
 
 
 def test_pixel_goal_is_zero_at_the_goal() -> None:

@@ -69,25 +69,73 @@ class ObjectTracker:
         return xy, seen
 
 
+class ProprioTracker:
+    """Reads the agent's position from a predicted proprioceptive vector (`observation.state`, x and y
+    first, pixels), which a model predicts from the action far better than it draws the agent; falls
+    back to a palette tracker on frames when a step has no proprio."""
+
+    def __init__(self, key: str, frames: ObjectTracker | None = None) -> None:
+        self.key, self.frames = key, frames
+
+    def __call__(self, step: dict[str, np.ndarray], t: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.key in step:
+            xy = np.asarray(step[self.key], np.float32).reshape(len(step[self.key]), -1)[:, :2]
+            return xy, np.isfinite(xy).all(1)
+        if self.frames is None:
+            raise GoalError(f"agent position: the step has no {self.key!r} and no frame tracker was given")
+        return self.frames(step, t)
+
+
 @dataclass
 class PushCost:
-    """Bring an object's centre into a target region, with the agent guided to the far side of it."""
+    """Bring an object's centre into a target region: the object's (predicted) distance to the target,
+    plus a staged approach term for the agent that does not need the model to predict the push.
+
+    With `u` the unit vector from the target to the object, the agent is first led to a stand-off point
+    behind the object (`obj + u * R * (1 + standoff)`, R = sum of the radii) while a penalty keeps it from
+    brushing the object from the wrong side; once it is within `align_deg` of the line behind the
+    object it is led to a push point inside contact (`obj + u * R * (1 - depth)`), so it drives through
+    the object toward the target. The aligned stage always costs less than the approach stage, so the
+    planner never gains by leaving the line. The object position is read per future from predicted
+    frames; where the model does not draw it, the tracker holds the last observed position, and the
+    closed loop (the real object seen every control step) moves the points as the object moves.
+    """
 
     obj: ObjectTracker
-    agent: ObjectTracker
+    agent: ObjectTracker | ProprioTracker
     target: np.ndarray  # (2,) pixels
     reach_radius: float  # agent radius + object radius, pixels
     scale: float  # image size, pixels: costs are in fractions of it
-    approach_weight: float = 0.3
-    hidden_penalty: float = 0.05
+    approach_weight: float = 0.5
+    standoff: float = 0.5
+    """stand-off point behind the object, beyond contact, as a fraction of the reach radius"""
+    depth: float = 0.5
+    """push point inside contact, as a fraction of the reach radius"""
+    align_deg: float = 20.0
+    """the agent counts as behind the object within this angle of the line from the target through it"""
+    avoid_weight: float = 2.0
+    """penalty per pixel of the agent inside `1 + standoff` reach radii while not behind the object"""
+    hidden_penalty: float = 0.0
 
     def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
         obj, seen = self.obj(step, t)
         agent, _ = self.agent(step, t)
+        R = self.reach_radius
         to_obj = obj - self.target[None]  # (N, 2)
         d_obj = np.linalg.norm(to_obj, axis=1)
-        behind = obj + to_obj / np.maximum(d_obj, 1e-6)[:, None] * self.reach_radius
-        d_agent = np.linalg.norm(agent - behind, axis=1)
+        u = to_obj / np.maximum(d_obj, 1e-6)[:, None]  # target -> object
+        rel = agent - obj
+        d_rel = np.linalg.norm(rel, axis=1)
+        cos = (rel * u).sum(1) / np.maximum(d_rel, 1e-6)
+        c_full, c_none = np.cos(np.radians(self.align_deg)), np.cos(np.radians(2 * self.align_deg))
+        w = np.clip((cos - c_none) / (c_full - c_none), 0.0, 1.0)  # 1 behind the object, 0 off the line
+        behind = obj + u * R * (1 + self.standoff)
+        push = obj + u * R * (1 - self.depth)
+        stage_gap = R * (self.standoff + self.depth)  # the approach stage costs at least this much more
+        approach = np.linalg.norm(agent - behind, axis=1) + stage_gap
+        pushing = np.linalg.norm(agent - push, axis=1)
+        avoid = np.maximum(R * (1 + self.standoff) - d_rel, 0.0) * (1 - w)
+        d_agent = (1 - w) * approach + w * pushing + self.avoid_weight * avoid
         return (d_obj + self.approach_weight * d_agent) / self.scale + self.hidden_penalty * (~seen)
 
 

@@ -18,6 +18,7 @@ from genworld.plan.goals import (
     LatentGoalCost,
     ObjectTracker,
     PixelGoalCost,
+    ProprioTracker,
     PushCost,
     ReachCost,
     TouchCost,
@@ -73,6 +74,9 @@ class BounceTask:
     (model latent vs the goal's latent; model sessions only)"""
     goal_image: np.ndarray | None = None
     """reach: a fixed goal image (H, W, 3) uint8; None renders one per episode"""
+    agent_from: str = "proprio"
+    """where costs read the agent's position: `proprio` (predicted `observation.state` x, y, when the world
+    has it) or `frames` (palette extraction from predicted frames)"""
 
     def check_world(self, world: World) -> None:
         spec = world.spec
@@ -144,6 +148,9 @@ class BounceTask:
         ep.info["last_obj"] = start_obj
         obj = ObjectTracker(key, c_obj, start_obj, self.tol)
         agent = ObjectTracker(key, c_agent, xy_agent[0], self.tol)
+        pkey = agent_position_key(world)
+        if self.agent_from == "proprio" and pkey:
+            agent = ProprioTracker(pkey, agent)  # the model predicts the agent's own state well
         reach = float(g0[0, R] + g0[ep.obj, R])
         if self.name == "reach":
             if self.goal_cost == "pixel":
@@ -187,6 +194,15 @@ class BounceTask:
         colour = ep.info.get("colour", (255, 255, 255))  # the chosen object's colour: which goes where
         out[np.abs(d - rad) < 0.6] = colour
         return out
+
+
+def agent_position_key(world: World) -> str | None:
+    """The proprio key whose first two entries are the agent's x, y in pixels, or None."""
+    for m in world.spec.of_kind("proprio"):
+        names = tuple(m.names or ())
+        if len(names) >= 2 and names[:2] == ("x", "y") and m.units and m.units.startswith("px"):
+            return m.key
+    return None
 
 
 def render_goal(world: World, gt: np.ndarray, agent_xy: np.ndarray) -> np.ndarray:
