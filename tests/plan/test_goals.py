@@ -63,7 +63,9 @@ def test_push_cost_prefers_the_object_near_the_target_and_the_agent_behind_it() 
     ag = disc_frames(agent_pos, BLUE, r=3)
     mask = (ag == BLUE).all(-1)
     frames[mask] = BLUE
-    cost = PushCost(ObjectTracker(key, RED, [30, 32]), ObjectTracker(key, BLUE, [25, 32]), target, 7.0, 64.0)
+    # approach points at the object read from each future's frame (the default anchors them at the observed one)
+    cost = PushCost(ObjectTracker(key, RED, [30, 32]), ObjectTracker(key, BLUE, [25, 32]), target, 7.0, 64.0,
+                    anchor="predicted")
     c = cost({key: frames}, 0, None)
     assert c[0] < c[1]
     # same object, the agent on the wrong side costs more
@@ -89,6 +91,18 @@ def test_push_cost_leads_the_agent_behind_then_through_a_static_object() -> None
     assert order[0] < order[1] < order[2] < order[3], order
     # brushing the object from the side costs more than keeping clear of it
     assert c((30.0, 25.0))[0] > c((30.0, 18.0))[0]
+
+
+def test_push_cost_wants_a_slow_arrival_and_keeps_the_first_version_on_request() -> None:
+    key, target, obj = "img", np.array([50.0, 32.0]), np.array([30.0, 32.0])
+    blank = np.broadcast_to(BG, (2, 64, 64, 3)).astype(np.uint8)
+    cost = PushCost(ObjectTracker(key, RED, obj), ProprioTracker("state"), target, 8.0, 64.0)
+    at_goal = [[20.0, 32.0, 0.5, 0.0], [20.0, 32.0, 4.0, 0.0]]  # on the stand-off point: slow vs full speed
+    c = cost({key: blank, "state": np.array(at_goal)}, 0, None)
+    assert c[0] < c[1]
+    plain = PushCost(ObjectTracker(key, RED, obj), ProprioTracker("state"), target, 8.0, 64.0, staged=False)
+    c = plain({key: blank, "state": np.array([[22.0, 32.0, 4.0, 0.0], [38.0, 32.0, 0.0, 0.0]])}, 0, None)
+    assert c[0] == pytest.approx(0.3 * 0 / 64 + 20 / 64, abs=1e-6) and c[1] > c[0]
 
 
 def test_proprio_tracker_reads_x_y_and_falls_back_to_frames() -> None:

@@ -88,3 +88,16 @@ def test_reach_goal_image_shows_the_agent_at_the_target(world) -> None:
     # a given goal image defines the target by where it shows the agent
     given = make_task("reach", "bounce", goal_image=goal).setup(world, 5)
     assert np.linalg.norm(given.target - ep.target) < 0.5
+
+
+def test_push_cost_choice(world) -> None:
+    from genworld.plan.goals import ProprioTracker, PushCost
+    from genworld.plan.tasks import TaskError
+
+    ep = make_task("push", "bounce").setup(world, 2)
+    staged = make_task("push", "bounce").cost(world, ep, ep.obs)
+    assert isinstance(staged, PushCost) and staged.staged and isinstance(staged.agent, ProprioTracker)
+    plain = make_task("push", "bounce", push_cost="behind").cost(world, ep, ep.obs)
+    assert not plain.staged and not isinstance(plain.agent, ProprioTracker)
+    with pytest.raises(TaskError, match="push cost 'sideways' unknown"):
+        make_task("push", "bounce", push_cost="sideways").cost(world, ep, ep.obs)

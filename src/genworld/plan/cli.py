@@ -45,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--goal-cost", choices=("state", "pixel", "latent"), default="state",
                    help="reach: goal read from frames (state), pixel distance, or model latent distance")
     p.add_argument("--goal-image", help="reach: PNG of the goal (the world's camera size); default: rendered")
+    p.add_argument("--push-cost", choices=("staged", "behind"), default="staged",
+                   help="push: staged (agent from proprio, behind then through the observed object) or "
+                        "behind (the first version: agent pulled behind the object read from frames)")
+    p.add_argument("--threads", type=int, help="torch threads for the model (default: torch's; 1 is much "
+                   "faster on a busy machine)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first episode (default: 0)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -73,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
                             replan_every=args.replan_every, seed=args.seed)
     cfg = PlanRunConfig(task=args.task, out=args.out, run=args.run, world=args.world, episodes=args.episodes,
                         seed=args.seed, planner=planner, steps=args.steps, context=args.context,
-                        videos=args.videos, modes=modes, goal_cost=args.goal_cost, goal_image=args.goal_image)
+                        videos=args.videos, modes=modes, goal_cost=args.goal_cost, goal_image=args.goal_image,
+                        push_cost=args.push_cost)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
     rep = run_plan(cfg)
     for name, key in (("model", "model"), ("simulator (ceiling)", "ceiling"), ("random (floor)", "random")):
         s = rep.get(key)

@@ -40,6 +40,8 @@ class PlanRunConfig:
     """reach: state | pixel | latent (the ceiling uses state when the model uses latent)"""
     goal_image: str | None = None
     """reach: a PNG goal image of the world's camera size"""
+    push_cost: str = "staged"
+    """push: staged (default) or behind (the first version's cost; see `BounceTask.push_cost`)"""
 
 
 def load_model(run_dir: str):  # -> WorldSession
@@ -112,7 +114,9 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
         raise ValueError(f"--goal-cost {cfg.goal_cost!r}: choose state, pixel or latent")
     if (cfg.goal_image or cfg.goal_cost != "state") and cfg.task != "reach":
         raise ValueError(f"--goal-image and --goal-cost apply to the reach task, not {cfg.task!r}")
-    over: dict = {"goal_cost": cfg.goal_cost, **({"steps": cfg.steps} if cfg.steps else {})}
+    if cfg.push_cost not in ("staged", "behind"):
+        raise ValueError(f"--push-cost {cfg.push_cost!r}: choose staged or behind")
+    over: dict = {"goal_cost": cfg.goal_cost, "push_cost": cfg.push_cost, **({"steps": cfg.steps} if cfg.steps else {})}
     world = world_like(world_name, model.spec.config if model is not None else None)
     if cfg.goal_image:
         over["goal_image"] = read_goal_image(cfg.goal_image, world)
@@ -141,6 +145,7 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
         "episodes": cfg.episodes,
         "steps_per_episode": task.steps,
         "planner": cfg.planner.method,
+        "push_cost": cfg.push_cost if cfg.task == "push" else None,
         "budget": {"samples": cfg.planner.samples, "iterations": cfg.planner.iterations,
                    "horizon": cfg.planner.horizon, "replan_every": cfg.planner.replan_every},
         "success_rate": main.get("success_rate"),

@@ -54,16 +54,22 @@ class ObjectTracker:
     """Reads one palette object's position from predicted frames, keeping the last seen position per
     future when it is hidden (under an occluder, or blurred away by the model)."""
 
-    def __init__(self, key: str, colour: np.ndarray, start_xy: np.ndarray, tol: float = 40.0) -> None:
+    def __init__(self, key: str, colour: np.ndarray, start_xy: np.ndarray, tol: float = 40.0,
+                 max_jump: float | None = None) -> None:
         self.key, self.colour, self.tol = key, np.asarray(colour), tol
         self.start = np.asarray(start_xy, np.float32)  # (2,) position in the last real frame
         self.last = self.start[None]
+        self.max_jump = max_jump
+        """pixels per step: a predicted position farther than this from the last one is a stray blob of
+        the colour (a model's smear), not the object, and counts as unseen"""
 
     def __call__(self, step: dict[str, np.ndarray], t: int) -> tuple[np.ndarray, np.ndarray]:
         """Position `(N, 2)` and whether it was seen `(N,)` in this predicted step."""
         xy, seen = palette_centroids(step[self.key], self.colour, self.tol)
         if t == 0:
             self.last = np.broadcast_to(self.start, xy.shape).copy()
+        if self.max_jump is not None:
+            seen = seen & (np.linalg.norm(xy - self.last, axis=1) <= self.max_jump)
         xy = np.where(seen[:, None], xy, self.last)
         self.last = xy
         return xy, seen
@@ -84,6 +90,13 @@ class ProprioTracker:
         if self.frames is None:
             raise GoalError(f"agent position: the step has no {self.key!r} and no frame tracker was given")
         return self.frames(step, t)
+
+    def velocity(self, step: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The agent's predicted velocity `(N, 2)` (proprio entries 2 and 3, pixels/step), or None."""
+        if self.key not in step:
+            return None
+        x = np.asarray(step[self.key], np.float32).reshape(len(step[self.key]), -1)
+        return x[:, 2:4] if x.shape[1] >= 4 else None
 
 
 @dataclass
@@ -107,7 +120,7 @@ class PushCost:
     reach_radius: float  # agent radius + object radius, pixels
     scale: float  # image size, pixels: costs are in fractions of it
     approach_weight: float = 0.5
-    standoff: float = 0.5
+    standoff: float = 0.25
     """stand-off point behind the object, beyond contact, as a fraction of the reach radius"""
     depth: float = 0.5
     """push point inside contact, as a fraction of the reach radius"""
@@ -115,15 +128,32 @@ class PushCost:
     """the agent counts as behind the object within this angle of the line from the target through it"""
     avoid_weight: float = 2.0
     """penalty per pixel of the agent inside `1 + standoff` reach radii while not behind the object"""
+    anchor: str = "observed"
+    """where the approach points are placed: `observed` (the object in the last real frame, the same for
+    every future and step: robust to a model that draws passive objects poorly) or `predicted` (the
+    object read from each predicted frame)"""
+    speed_weight: float = 1.0
+    """penalty per pixel/step of the agent's predicted speed above `1 + 0.3 * distance to its goal point`
+    (arrive slowly, aim well); needs a predicted velocity (ProprioTracker)"""
     hidden_penalty: float = 0.0
+    staged: bool = True
+    """False: the plain cost of the first version (the agent pulled to the touching point behind the
+    object, no push point, no wrong-side penalty), kept for comparison (`--push-cost behind`)"""
 
     def __call__(self, step: dict[str, np.ndarray], t: int, session: Session) -> np.ndarray:
         obj, seen = self.obj(step, t)
         agent, _ = self.agent(step, t)
         R = self.reach_radius
+        d_obj = np.linalg.norm(obj - self.target[None], axis=1)  # (N,) the object's predicted distance
+        if not self.staged:
+            to_obj = obj - self.target[None]
+            behind = obj + to_obj / np.maximum(d_obj, 1e-6)[:, None] * R
+            d_agent = np.linalg.norm(agent - behind, axis=1)
+            return (d_obj + self.approach_weight * d_agent) / self.scale + self.hidden_penalty * (~seen)
+        if self.anchor == "observed":
+            obj = np.broadcast_to(self.obj.start, obj.shape)
         to_obj = obj - self.target[None]  # (N, 2)
-        d_obj = np.linalg.norm(to_obj, axis=1)
-        u = to_obj / np.maximum(d_obj, 1e-6)[:, None]  # target -> object
+        u = to_obj / np.maximum(np.linalg.norm(to_obj, axis=1), 1e-6)[:, None]  # target -> object
         rel = agent - obj
         d_rel = np.linalg.norm(rel, axis=1)
         cos = (rel * u).sum(1) / np.maximum(d_rel, 1e-6)
@@ -136,6 +166,11 @@ class PushCost:
         pushing = np.linalg.norm(agent - push, axis=1)
         avoid = np.maximum(R * (1 + self.standoff) - d_rel, 0.0) * (1 - w)
         d_agent = (1 - w) * approach + w * pushing + self.avoid_weight * avoid
+        vel = self.agent.velocity(step) if isinstance(self.agent, ProprioTracker) else None
+        if vel is not None and self.speed_weight:
+            to_goal = (1 - w) * (approach - stage_gap) + w * pushing  # distance to the current goal point
+            allowed = 1.0 + 0.3 * to_goal
+            d_agent = d_agent + self.speed_weight * np.maximum(np.linalg.norm(vel, axis=1) - allowed, 0.0)
         return (d_obj + self.approach_weight * d_agent) / self.scale + self.hidden_penalty * (~seen)
 
 

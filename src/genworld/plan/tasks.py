@@ -74,6 +74,12 @@ class BounceTask:
     (model latent vs the goal's latent; model sessions only)"""
     goal_image: np.ndarray | None = None
     """reach: a fixed goal image (H, W, 3) uint8; None renders one per episode"""
+    push_cost: str = "staged"
+    """push: `staged` (agent from proprio, approach points at the observed object, behind then through it)
+    or `behind` (the first version: agent and object from predicted frames, agent pulled behind the
+    object; strong in the simulator, weak with a model that cannot draw pushes)"""
+    max_jump: float | None = 8.0
+    """pixels per predicted step beyond which a blob of the object's colour is not the object"""
     agent_from: str = "proprio"
     """where costs read the agent's position: `proprio` (predicted `observation.state` x, y, when the world
     has it) or `frames` (palette extraction from predicted frames)"""
@@ -146,12 +152,18 @@ class BounceTask:
         xy_agent, _ = palette_centroids(frame, c_agent, self.tol)
         start_obj = xy_obj[0] if seen_obj[0] else ep.info.get("last_obj", g0[ep.obj, :2])
         ep.info["last_obj"] = start_obj
-        obj = ObjectTracker(key, c_obj, start_obj, self.tol)
+        if self.push_cost not in ("staged", "behind"):
+            raise TaskError(f"push cost {self.push_cost!r} unknown; use staged or behind")
+        plain = self.name == "push" and self.push_cost == "behind"
+        obj = ObjectTracker(key, c_obj, start_obj, self.tol, max_jump=None if plain else self.max_jump)
         agent = ObjectTracker(key, c_agent, xy_agent[0], self.tol)
         pkey = agent_position_key(world)
+        reach = float(g0[0, R] + g0[ep.obj, R])
+        if plain:
+            return PushCost(obj, agent, ep.target, reach, size, approach_weight=0.3, anchor="predicted",
+                            hidden_penalty=0.05, staged=False)
         if self.agent_from == "proprio" and pkey:
             agent = ProprioTracker(pkey, agent)  # the model predicts the agent's own state well
-        reach = float(g0[0, R] + g0[ep.obj, R])
         if self.name == "reach":
             if self.goal_cost == "pixel":
                 return PixelGoalCost(key, ep.info["goal_image"])
