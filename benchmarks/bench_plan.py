@@ -49,15 +49,21 @@ def run(quick: bool) -> dict:
     from genworld.worlds import make_world
 
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as `genworld plan --threads 1`: 2 threads on 2 shared cores oversubscribe (5-40x slower)
     world = make_world("bounce")
     task = make_task("push", "bounce")
     world.reset(0)
     sim = sim_session_for(world)
     model = WorldSession(WorldModel(tiny(world.spec).model))
     steps = 3 if quick else 6
-    out: dict = {"task": "bounce push", "torch_threads": torch.get_num_threads()}
-    for b in BUDGETS:
-        name = "x".join(map(str, b))
-        out[f"sim_{name}_s_per_step_median"] = round(_per_step(task, world, "sim", sim, b, steps), 4)
-        out[f"model_tiny_{name}_s_per_step_median"] = round(_per_step(task, world, "model", model, b, steps), 4)
+    out: dict = {"task": "bounce push", "torch_threads": torch.get_num_threads(),
+                 "load_average_1min_at_start": round(__import__("os").getloadavg()[0], 2)}
+    try:
+        for b in BUDGETS:
+            name = "x".join(map(str, b))
+            out[f"sim_{name}_s_per_step_median"] = round(_per_step(task, world, "sim", sim, b, steps), 4)
+            out[f"model_tiny_{name}_s_per_step_median"] = round(_per_step(task, world, "model", model, b, steps), 4)
+    finally:
+        torch.set_num_threads(threads)
     return out
