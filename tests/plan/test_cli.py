@@ -54,3 +54,11 @@ def test_goal_image_of_the_wrong_shape_is_refused(tmp_path, capsys) -> None:
                    "--out", str(tmp_path / "o")])
     assert status == 1
     assert "shape (32, 32, 3)" in capsys.readouterr().err
+
+
+def test_push_cost_flag_reaches_the_report(tmp_path) -> None:
+    out = tmp_path / "plan"
+    assert main(["plan", "--world", "bounce", "--task", "push", "--episodes", "1", "--steps", "3", "--budget",
+                 "4,1,2", "--modes", "sim", "--videos", "0", "--push-cost", "behind", "--out", str(out)]) == 0
+    rep = json.loads((out / "plan.json").read_text())
+    assert rep["push_cost"] == "behind" and rep["config"]["push_cost"] == "behind"
