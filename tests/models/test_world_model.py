@@ -17,7 +17,6 @@ from genworld.models.sampling import decode_step, sample_step
 from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
-
 VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
             "delta+regress": {"video_delta": True, "video_regress": 1.0}}
 
