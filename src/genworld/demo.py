@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", default="demo_out", help="folder for data, run, report and videos (default: demo_out)")
     p.add_argument("--world", default="bounce", help="world to collect from (default: bounce)")
-    p.add_argument("--episodes", type=int, default=96, help="episodes to collect (default: 96)")
+    p.add_argument("--episodes", type=int, default=256, help="episodes to collect (default: 256; more data beats more epochs here)")
     p.add_argument("--steps", type=int, default=96, help="steps per episode (default: 96)")
     p.add_argument("--train-minutes", type=float, default=6.0, help="training budget in minutes (default: 6)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and training (default: 0)")
