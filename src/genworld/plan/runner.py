@@ -149,9 +149,14 @@ def run_mode(
     return out
 
 
-def sim_session_for(world: World) -> SimSession:
-    """A SimSession over copies of `world` (same settings), started at its current state."""
+def sim_session_for(world: World) -> Session:
+    """A SimSession over copies of `world` (same settings), started at its current state; for tabletop,
+    its physics without rendering (`TabletopPhysics`: the tabletop task plans from true positions)."""
     from genworld.plan.experiment import world_like
 
+    if world.spec.name == "tabletop":
+        from genworld.plan.tabletop import TabletopPhysics
+
+        return TabletopPhysics(world)
     name, config = world.spec.name, world.spec.config
     return SimSession.from_state(lambda: world_like(name, config), world.get_state())

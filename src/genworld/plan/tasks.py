@@ -243,7 +243,8 @@ def reach_goal_obs(world: World, ep: Episode) -> dict[str, np.ndarray]:
     return obs
 
 
-TASKS: dict[str, tuple[str, ...]] = {"bounce": ("push", "touch", "reach"), "bounce-gravity": ("touch", "reach")}
+TASKS: dict[str, tuple[str, ...]] = {"bounce": ("push", "touch", "reach"), "bounce-gravity": ("touch", "reach"),
+                                     "tabletop": ("push",)}
 
 
 def tasks_for(world_name: str) -> tuple[str, ...]:
@@ -251,11 +252,15 @@ def tasks_for(world_name: str) -> tuple[str, ...]:
     return TASKS.get(world_name.partition(":")[0], ())
 
 
-def make_task(name: str, world_name: str, **overrides: Any) -> BounceTask:
+def make_task(name: str, world_name: str, **overrides: Any):  # -> BounceTask | TabletopPushTask
     """Build task `name` for `world_name`, or raise TaskError naming the tasks it has."""
     have = tasks_for(world_name)
     if name not in have:
         listed = ", ".join(have) if have else "none"
         raise TaskError(f"task {name!r} does not exist for world {world_name!r}; its tasks: {listed} "
                         "(see `genworld plan --list`)")
+    if world_name.partition(":")[0] == "tabletop":
+        from genworld.plan.tabletop import TabletopPushTask
+
+        return TabletopPushTask(name=name, **overrides)
     return BounceTask(name=name, **overrides)
