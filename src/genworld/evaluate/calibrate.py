@@ -70,14 +70,35 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
     th.gate = 2.0 * float(config.get("max_radius", 7.0)) + th.v_max
     seg = Segmenter(config, th)
     rng = np.random.default_rng(seed)
-    jumps, slack, area, rise, gaps, des = [], [], [], [], [], []
+    stats = _Stats()
     for ep in [e for e in episodes for _ in range(draws)]:
         tables, contacts = ep["gt.objects"].astype(np.float64), ep["gt.contacts"]
         frames = render_all(jitter_tables(tables, jitter, rng), config)
         tr = track_episode(frames, ep[video_key], tables, seg)
+        stats.add(tr, tables, contacts, config)
+        if audio_key is not None and audio_key in ep:
+            stats.gaps.append(_onset_gaps(tr, tables, sound_onsets(ep[audio_key], th), seg.size))
+        if touch_key is not None and touch_key in ep:
+            stats.gaps.append(_onset_gaps(tr, tables, touch_onsets(ep[touch_key], th), seg.size, agent=True))
+    return stats.thresholds(th)
+
+
+class _Stats:
+    """The statistics each threshold is a quantile of, gathered over calibration episodes."""
+
+    def __init__(self) -> None:
+        self.jumps: list[np.ndarray] = []
+        self.slack: list[np.ndarray] = []
+        self.area: list[np.ndarray] = []
+        self.rise: list[np.ndarray] = []
+        self.gaps: list[np.ndarray] = []
+        self.des: list[np.ndarray] = []
+
+    def add(self, tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any]) -> None:
+        """Statistics of one tracked episode (tracks of frames a flawless model could draw)."""
         pres = (tr["present"] > 0) & (tr["gt_present"] > 0) & ~near_occluder(tables, config)
         ok = pres[1:] & pres[:-1]
-        jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
+        self.jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
         r = tables[..., 4]
         reach = r[:, :, None] + r[:, None, :]
         dd = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
@@ -85,22 +106,51 @@ def calibrate(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], vid
         K = r.shape[1]
         # pairs that touch or nearly touch in GT: the only ones whose slack can approach the threshold
         pair = pres[:, :, None] & pres[:, None, :] & np.triu(np.ones((K, K), bool), 1) & (gt_d < reach + 2.0)
-        slack.append((reach - dd)[pair])
-        des.append(tr["de"][pres & (tr["present"] > 0)])
-        area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[pres])
+        self.slack.append((reach - dd)[pair])
+        self.des.append(tr["de"][pres & (tr["present"] > 0)])
+        self.area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[pres])
         r_e, elig = energy_rise(tr, tables, contacts, config)
-        rise.append(r_e[elig])
-        if audio_key is not None and audio_key in ep:
-            gaps.append(_onset_gaps(tr, tables, sound_onsets(ep[audio_key], th), seg.size))
-        if touch_key is not None and touch_key in ep:
-            gaps.append(_onset_gaps(tr, tables, touch_onsets(ep[touch_key], th), seg.size, agent=True))
-    th.teleport_tol = max(1.0, _q(jumps, 0.0, 0.5) - 1.2 * th.v_max)
-    th.overlap_tol = _q(slack, 1.0, 0.5)
-    th.area_tol = _q(area, 0.2, 0.05)
-    th.energy_tol = _q(rise, 0.05, 0.02)
-    th.colour_tol = _q(des, th.colour_tol, 2.0)
-    th.contact_eps = _q(gaps, 1.0, 0.5) if gaps else th.contact_eps
-    return th
+        self.rise.append(r_e[elig])
+
+    def thresholds(self, th: Thresholds) -> Thresholds:
+        """`th` with every calibrated threshold set to its quantile (with floors)."""
+        th.teleport_tol = max(1.0, _q(self.jumps, 0.0, 0.5) - 1.2 * th.v_max)
+        th.overlap_tol = _q(self.slack, 1.0, 0.5)
+        th.area_tol = _q(self.area, 0.2, 0.05)
+        th.energy_tol = _q(self.rise, 0.05, 0.02)
+        th.colour_tol = _q(self.des, th.colour_tol, 2.0)
+        th.contact_eps = _q(self.gaps, 1.0, 0.5) if self.gaps else th.contact_eps
+        return th
+
+
+def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], video_key: str,
+                    probe: Any) -> Thresholds:
+    """Thresholds for tabletop (MuJoCo) worlds read by a segmentation probe (`probe.ProbeSegmenter`).
+
+    The frames a flawless model could draw are the GT frames themselves: the probe reads them (its errors
+    are the detectors' noise) and they are compared with the exact `gt.segmentation` masks, with tables
+    and contacts from `gt.bodies` / `gt.contacts`. Episodes must not be among the probe's training episodes.
+    """
+    from genworld.evaluate.probe import ProbeSegmenter, body_contacts, body_tables, detector_config
+
+    tables = [body_tables(ep["gt.bodies"], config) for ep in episodes]
+    v_max = 0.0
+    for t in tables:
+        both = (t[1:, :, 8] > 0.5) & (t[:-1, :, 8] > 0.5)
+        step = np.hypot(*(t[1:, :, :2] - t[:-1, :, :2]).transpose(2, 0, 1))
+        if both.any():
+            v_max = max(v_max, float(step[both].max()))
+    r_max = max((float(t[..., 4][t[..., 8] > 0.5].max(initial=0.0)) for t in tables), default=0.0)
+    th = Thresholds(v_max=v_max)
+    th.gate = 2.0 * r_max + v_max
+    seg = ProbeSegmenter(config, th, probe)
+    dcfg = detector_config(config)
+    stats = _Stats()
+    for ep, tab in zip(episodes, tables):
+        frames = ep[video_key]
+        tr = track_episode(frames, frames, tab, seg, seg.gt_blobs(frames, ep["gt.segmentation"]))
+        stats.add(tr, tab, body_contacts(ep["gt.contacts"]), dcfg)
+    return stats.thresholds(th)
 
 
 def _onset_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, onsets: np.ndarray, size: float,
