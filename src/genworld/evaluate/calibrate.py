@@ -17,6 +17,7 @@ from genworld.evaluate.consistency import energy_rise, near_occluder
 from genworld.evaluate.objects import Segmenter, track_episode
 
 Q = 99.5
+SIZE_IOU = 0.85  # a probe-read body whose pooled mask IoU on the calibration frames is below this gets no size check
 
 
 def jitter_tables(tables: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -94,8 +95,10 @@ class _Stats:
         self.gaps: list[np.ndarray] = []
         self.des: list[np.ndarray] = []
 
-    def add(self, tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any]) -> None:
-        """Statistics of one tracked episode (tracks of frames a flawless model could draw)."""
+    def add(self, tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
+            size_skip: tuple[int, ...] = ()) -> None:
+        """Statistics of one tracked episode (tracks of frames a flawless model could draw); bodies of the
+        `size_skip` colours are left out of the area statistic (they get no size check)."""
         pres = (tr["present"] > 0) & (tr["gt_present"] > 0) & ~near_occluder(tables, config)
         ok = pres[1:] & pres[:-1]
         self.jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
@@ -108,7 +111,8 @@ class _Stats:
         pair = pres[:, :, None] & pres[:, None, :] & np.triu(np.ones((K, K), bool), 1) & (gt_d < reach + 2.0)
         self.slack.append((reach - dd)[pair])
         self.des.append(tr["de"][pres & (tr["present"] > 0)])
-        self.area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[pres])
+        sized = ~np.isin(tables[0, :, 6].astype(np.int64), np.asarray(size_skip, np.int64))[None, :]
+        self.area.append((np.abs(tr["area"] - tr["gt_area"]) / np.maximum(tr["gt_area"], 1))[pres & sized])
         r_e, elig = energy_rise(tr, tables, contacts, config)
         self.rise.append(r_e[elig])
 
@@ -144,12 +148,26 @@ def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any
     th = Thresholds(v_max=v_max)
     th.gate = 2.0 * r_max + v_max
     seg = ProbeSegmenter(config, th, probe)
+    # Bodies whose mask the probe reads poorly get no size check: their area error on held-out frames
+    # outgrows any quantile of a few calibration episodes. The fingertip always: dark against the dark rim
+    # in a corner, its mask IoU ranged 0.77-0.89 over held-out sets (objects 0.93-0.98), and 1.7% of
+    # held-out fingertip-frames broke a tolerance calibrated on 8 episodes. It is a rigid box: its size
+    # never changes in the world.
+    inter, union = np.zeros(probe.n_classes), np.zeros(probe.n_classes)
+    for ep in episodes:
+        pred, _ = seg.labels(ep[video_key])
+        for c in range(1, probe.n_classes):
+            t, p = ep["gt.segmentation"] == c, pred == c
+            inter[c] += np.logical_and(t, p).sum()
+            union[c] += np.logical_or(t, p).sum()
+    th.size_skip = tuple(int(seg.colour_of[c]) for c in range(1, probe.n_classes)
+                         if c == 1 or (union[c] > 0 and inter[c] / union[c] < SIZE_IOU))
     dcfg = detector_config(config)
     stats = _Stats()
     for ep, tab in zip(episodes, tables):
         frames = ep[video_key]
         tr = track_episode(frames, frames, tab, seg, seg.gt_blobs(frames, ep["gt.segmentation"]))
-        stats.add(tr, tab, body_contacts(ep["gt.contacts"]), dcfg)
+        stats.add(tr, tab, body_contacts(ep["gt.contacts"]), dcfg, th.size_skip)
     return stats.thresholds(th)
 
 

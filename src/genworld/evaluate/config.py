@@ -36,6 +36,7 @@ class Thresholds:
     teleport_tol: float = 1.5  # tolerance added to 1.2 * v_max
     overlap_tol: float = 1.5  # centres closer than r_i + r_j - this are interpenetrating
     area_tol: float = 0.35  # relative area change that counts as a size change
+    size_skip: tuple[int, ...] = ()  # palette colours whose area is too noisy to check (probe-read bodies)
     colour_tol: float = 12.0  # ΔE76 of a blob's mean colour from its palette colour that counts as a colour change
     energy_tol: float = 0.3  # speed gain (px/step) in free flight that counts as energy from nothing (`energy_rise`)
     contact_eps: float = 1.5  # gap (pixels) under which two discs, or a disc and a wall, are in visual contact

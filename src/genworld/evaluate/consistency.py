@@ -84,8 +84,9 @@ def violation_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.
     overlap = pair_ok & (d < radius[:, :, None] + radius[:, None, :] - th.overlap_tol)
     # size and colour: the blob's area against the GT frame's blob of the same object, which a neighbour drawn
     # over it cuts just as much (touching discs overlap by a sliver at most; calibration includes them)
-    size = pres & clear & (np.abs(tr["area"] - tr["gt_area"]) > th.area_tol * np.maximum(tr["gt_area"], 1))
     colours = tables[0, :, COLOUR].astype(np.int64)
+    sized = ~np.isin(colours, np.asarray(th.size_skip, np.int64))[None, :]
+    size = pres & clear & sized & (np.abs(tr["area"] - tr["gt_area"]) > th.area_tol * np.maximum(tr["gt_area"], 1))
     wrong_match = (tr["matched"] >= 0) & (tr["matched"] != colours[None, :])
     colour = vis & (wrong_match | (pres & (tr["de"] > th.colour_tol)))
     return {"vanish": vis & (tr["present"] < 1), "spawn": tr["spawn"], "teleport": teleport, "overlap": overlap,

@@ -144,10 +144,14 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     has_gt = "gt.objects" in spec and "gt.contacts" in spec
     palette = has_gt and all(k in config for k in ("palette", "background", "image_size"))
     bounce = palette and spec.name.startswith("bounce")
-    no_gt = ("the dataset has no gt.objects / gt.contacts columns (ground-truth object states); "
-             "collect it with genworld collect to get them" if not has_gt else
-             f"world {spec.name!r} is not drawn in palette colours (no palette segmentation; a probe for "
-             "MuJoCo worlds is not built yet)")
+    # MuJoCo worlds (tabletop): objects read by a probe fitted on GT frames and their gt.segmentation
+    probe = (not palette and all(k in spec for k in ("gt.segmentation", "gt.bodies", "gt.contacts"))
+             and all(k in config for k in ("palette", "image_size", "camera")))
+    no_gt = ("the dataset has no gt.objects / gt.contacts columns (ground-truth object states of palette "
+             "worlds) nor gt.segmentation / gt.bodies / gt.contacts (MuJoCo worlds, read by a segmentation "
+             "probe); collect it with genworld collect to get them" if not (has_gt or probe) else
+             f"world {spec.name!r} is not drawn in palette colours (no palette segmentation) and records no "
+             "gt.segmentation / gt.bodies to fit a segmentation probe on")
     done("load")
 
     # ---- rollouts -------------------------------------------------------------------------------
@@ -196,14 +200,21 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
         ref["per_horizon"]["proprio_error"] = [0.0] * H
 
     # ---- objects: identity, physics, causality --------------------------------------------------
-    if palette:
+    if palette or probe:
         from genworld.evaluate import objects_eval
 
-        obj = objects_eval_all(ds, ids, episodes, preds, spec, vkey, C, H, cfg, config, objects_eval)
+        if palette:
+            obj = objects_eval_all(ds, ids, episodes, preds, spec, vkey, C, H, cfg, config, objects_eval)
+            no_causality = "the world has no audio or touch"
+        else:
+            obj = probe_eval_all(ds, ids, run_dir, episodes, preds, vkey, C, H, cfg, config, objects_eval)
+            report["objects"] = {"method": "probe", "probe": obj.pop("probe")}
+            no_causality = ("visual contact gaps need the walls' place in the image; the tabletop rim is not "
+                            "located in its frames yet")
         report["thresholds"], report["calibration"] = obj.pop("thresholds"), obj.pop("calibration")
         for key in ("identity", "physics", "causality"):
-            report[key] = obj["model"].get(key, unavailable("the world has no audio or touch"))
-            ref[key] = obj["reference"].get(key, unavailable("the world has no audio or touch"))
+            report[key] = obj["model"].get(key, unavailable(no_causality))
+            ref[key] = obj["reference"].get(key, unavailable(no_causality))
         report["baselines"] = {n: {k: obj[n].get(k) for k in ("identity", "physics", "causality")}
                                for n in preds if n != "model"}
         for k in ("state_error", "persistence"):
@@ -226,7 +237,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             run_surprise(sess, episodes, spec, vkey, cfg)
     else:
         report["surprise"] = ref["surprise"] = unavailable(
-            no_gt if not bounce and not palette else "the surprise test edits and re-renders bounce GT tables")
+            no_gt if not (palette or probe) else "the surprise test edits and re-renders bounce GT tables")
     done("surprise")
 
     # ---- controllability ------------------------------------------------------------------------
@@ -279,6 +290,68 @@ def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarra
                                               seg, th, config, spec.fps, a, t, gt_a, gt_t, gt_cache)
     out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, config, spec.fps,
                                                  gt_a, gt_t, gt_a, gt_t, gt_cache)
+    return out
+
+
+def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[str, np.ndarray]],
+                   preds: dict[str, Any], vkey: str, C: int, H: int, cfg: EvalConfig, config: dict[str, Any],
+                   objects_eval: Any, max_fit_frames: int = 400) -> dict[str, Any]:
+    """MuJoCo worlds: fit the segmentation probe on GT frames of training episodes, calibrate thresholds on
+    other unscored episodes, report its accuracy on the scored episodes' GT frames, then score every system."""
+    import json
+
+    from genworld.evaluate.calibrate import calibrate_probe
+    from genworld.evaluate.probe import (
+        ProbeSegmenter,
+        body_contacts,
+        body_tables,
+        detector_config,
+        fit_probe,
+        probe_accuracy,
+    )
+
+    scored = set(ids)
+    spare = [i for i in range(ds.num_episodes - 1, -1, -1) if i not in scored]
+    split = Path(run_dir) / "split.json"
+    train = set(json.loads(split.read_text()).get("train", [])) if split.exists() else set()
+    spare.sort(key=lambda i: (i not in train, -i))  # training episodes first: the probe may fit on them
+    cal_ids, fit_ids = spare[-4:] if len(spare) > 4 else [], spare[:-4] if len(spare) > 4 else spare
+    notes = []
+    if not fit_ids:
+        fit_ids = list(ids)
+        notes.append("no unscored episodes: the probe was fitted on the scored episodes' frames (its accuracy "
+                     "below is not held out)")
+    if not cal_ids:
+        cal_ids = list(fit_ids)
+        notes.append("fewer than 5 unscored episodes: thresholds calibrated on the probe's own training episodes")
+    fit_ids = fit_ids[:8]
+    keys = [vkey, "gt.segmentation"]
+    fit_eps = [ds.episode(i, keys=keys) for i in fit_ids]
+    every = max(1, -(-sum(len(e[vkey]) for e in fit_eps) // max_fit_frames))
+    frames = np.concatenate([e[vkey][::every] for e in fit_eps])
+    labels = np.concatenate([e["gt.segmentation"][::every] for e in fit_eps])
+    probe = fit_probe(frames, labels, len(config["palette"]) + 1, seed=cfg.seed, episodes=fit_ids)
+    cal_eps = [ds.episode(i, keys=keys + ["gt.bodies", "gt.contacts"]) for i in cal_ids]
+    th = calibrate_probe(cal_eps, config, vkey, probe)
+    seg = ProbeSegmenter(config, th, probe)
+    gt_frames = _window(episodes, vkey, C, H)
+    gt_seg = _window(episodes, "gt.segmentation", C, H)
+    acc = probe_accuracy(seg, gt_frames.reshape(-1, *gt_frames.shape[2:]), gt_seg.reshape(-1, *gt_seg.shape[2:]))
+    acc.update({"fit": probe.to_json(), "measured_on": f"GT frames of the {len(ids)} scored episodes (steps "
+                f"{C - 1}..{C + H - 1}), against their gt.segmentation", "notes": notes})
+    tables = np.stack([body_tables(ep["gt.bodies"][C - 1: C + H], config) for ep in episodes])
+    contacts = np.stack([body_contacts(ep["gt.contacts"][C - 1: C + H]) for ep in episodes])
+    gt_cache = [seg.gt_blobs(f, s) for f, s in zip(gt_frames, gt_seg)]
+    dcfg = detector_config(config)
+    cal = {"episodes": cal_ids, "note": "GT frames of episodes neither scored nor fitted on, read by the probe and "
+           "compared with their gt.segmentation masks; thresholds = 99.5th percentiles (<= 1% false positives); "
+           f"no size check for palette colours {list(th.size_skip)} (fingertip, and bodies the probe reads poorly)"}
+    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc}
+    for name, p in preds.items():
+        out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
+                                              seg, th, dcfg, ds.spec.fps, gt_cache=gt_cache)
+    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, dcfg, ds.spec.fps,
+                                                 gt_cache=gt_cache)
     return out
 
 

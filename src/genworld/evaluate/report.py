@@ -129,6 +129,19 @@ def markdown(report: dict[str, Any]) -> str:
         if section == "physics" and isinstance(block.get("gravity"), dict):
             g = block["gravity"]
             L += [f"Gravity fit: {json.dumps(_clean(g))}", ""]
+    pr = (r.get("objects") or {}).get("probe")
+    if isinstance(pr, dict):
+        L += ["## Object probe (segmentation of MuJoCo frames)", "",
+              f"Per-pixel MLP fitted on GT frames and gt.segmentation of episodes {pr['fit']['train_episodes']} "
+              f"({pr['fit']['train_frames']} frames); measured on {pr['measured_on']} ({pr['frames']} frames).", ""]
+        L += _table([("pixel accuracy", [pr["pixel_accuracy"], pr["scene_only_accuracy"]])],
+                    ["metric", "probe", "all-scene"]) + [""]
+        L += _table([(k, [v["mask_iou"], v["mean_frame_iou"], v["centroid_error_px"], v["frames"]])
+                     for k, v in pr["per_class"].items()],
+                    ["body", "mask IoU (pooled)", "mean frame IoU", "centroid error px", "frames"]) + [""]
+        L += [f"Mean object IoU {_fmt(pr['mean_object_iou'])}, centroid error {_fmt(pr['centroid_error_px_mean'])} px "
+              f"(95th percentile {_fmt(pr['centroid_error_px_p95'])}), bodies found {_fmt(pr['detected'])}."]
+        L += [f"- {n}" for n in pr.get("notes", [])] + [""]
     L += ["## Surprise (violation of expectation)", ""]
     s = r.get("surprise", {})
     if s.get("available") is False:
