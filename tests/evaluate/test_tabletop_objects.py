@@ -12,8 +12,8 @@ second set, and every figure below is measured on a third (different collection 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
