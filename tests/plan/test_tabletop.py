@@ -157,3 +157,17 @@ def test_planning_in_the_simulator_pushes_the_block_where_random_actions_do_not(
     rand = run_episode(task, world, 0, "random")
     assert planned.success and planned.steps < task.steps
     assert not rand.success
+
+
+def test_model_planning_runs_on_tabletop_with_costs_from_predicted_frames(world) -> None:
+    torch = pytest.importorskip("torch")
+    session_mod = pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree yet")
+    from genworld.models import WorldModel
+    from genworld.train.config import tiny
+
+    torch.manual_seed(0)
+    session = session_mod.WorldSession(WorldModel(tiny(world.spec).model))  # untrained: the protocol only
+    task = make_task("push", "tabletop", steps=2)
+    r = run_episode(task, world, 0, "model", session, PlannerConfig(samples=4, iterations=1, horizon=2))
+    assert r.steps == 2 and r.plan_seconds > 0
+    assert session.batch_size == 1
