@@ -39,6 +39,33 @@ def test_a_run_holds_what_a_session_needs(tmp_path, store, small_cfg) -> None:
     assert any("val/loss" in r for r in recs) and all(np.isfinite(r.get("loss", 0.0)) for r in recs)
 
 
+def test_contact_thresholds_are_calibrated_on_training_episodes_and_applied_by_sessions(tmp_path, store,
+                                                                                      small_cfg) -> None:
+    from genworld.rollout.session import WorldSession
+    from genworld.train.quality import open_loop
+
+    run = tmp_path / "run"
+    res = train_run(small_cfg(store), store, run, False, DistInfo(), progress=False)
+    cal = json.loads((run / "calibration.json").read_text())["contact"]
+    split, stats = json.loads((run / "split.json").read_text()), json.loads((run / "stats.json").read_text())
+    touch = [m.key for m in store.spec.of_kind("touch")]
+    assert set(cal) == set(touch) and res["contact_calibration"] == cal
+    session = WorldSession.load(run)
+    assert session.model.contact_p == {k: cal[k]["contact_p"] for k in touch}
+    for k in touch:  # the chosen threshold is the best of the grid, 0.5 (the default) included
+        assert cal[k]["f1"] >= cal[k]["f1_at_0.5"]
+        # a fresh session with the stored threshold reproduces the calibration's F1 on the same windows
+        q = open_loop(session, store, split["train"], context=cal[k]["context"], horizon=4, stride=8,
+                      touch_threshold={k: stats[k]["threshold"]})
+        assert q[f"{k}/contact_f1_h1_4"] == pytest.approx(cal[k]["f1"])
+    (run / "calibration.json").write_text('{"contact": {"observation.tactile.x": {"contact_p": 0.2}}}')
+    with pytest.raises(ValueError, match="touch keys this model lacks"):
+        WorldSession.load(run)
+    (run / "calibration.json").write_text('{"contact": [1, 2')
+    with pytest.raises(ValueError, match="calibration.json is corrupt"):
+        WorldSession.load(run)
+
+
 @pytest.mark.parametrize("kill_at", [3, 9])  # stage 1 (tokenizers) and stage 2 (dynamics)
 def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, store, small_cfg, monkeypatch,
                                                                    kill_at) -> None:

@@ -38,6 +38,7 @@ class WorldModelConfig:
     video_regress: float = 0.0  # weight of an extra head regressing the next step's code values (MSE); >0: frames decode it
     decode_expectation: bool = False  # at temperature 0, decode the expected FSQ values (PSNR-optimal), not argmax
     contact_threshold: float = 0.5  # a taxel is in contact when its predicted contact probability exceeds this
+    contact_pos_weight: float = 1.0  # weight of contact (positive) taxels in the contact loss; contacts are rare
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})

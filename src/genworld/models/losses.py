@@ -57,7 +57,8 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         raw_thr = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")
         contact = (target > raw_thr).float()
         value, logit = out[..., 0, :n], out[..., 0, n:]
-        loss = F.mse_loss(value, target) + F.binary_cross_entropy_with_logits(logit, contact)
+        pos_weight = logit.new_tensor(model.cfg.contact_pos_weight)
+        loss = F.mse_loss(value, target) + F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
         total = total + w.get("touch", 1.0) * loss
         logs[f"{m.key}/loss"] = loss.item()
     for m in model.proprios:

@@ -71,7 +71,8 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         out = pred[m.key][:, 0]
         n = out.shape[-1] // 2
         p = torch.sigmoid(out[:, n:])
-        on = (torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > model.cfg.contact_threshold)
+        thr = model.contact_p.get(m.key, model.cfg.contact_threshold)
+        on = (torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > thr)
         tokens[m.key] = (out[:, :n] * on)[:, None]
     for m in model.proprios:
         tokens[m.key] = pred[m.key][:, 0][:, None]

@@ -55,6 +55,9 @@ class WorldModel(nn.Module):
         if not (self.videos or self.audios or self.touches or self.proprios):
             raise ValueError(f"world {spec.name!r} has no observation modality the model can predict")
         self.norm = Normalizer(spec)
+        # Per touch key, the contact probability above which a taxel is on at temperature 0; a run calibrates
+        # it on training episodes after training (calibration.json), else cfg.contact_threshold.
+        self.contact_p: dict[str, float] = {}
         self.image_tok = nn.ModuleDict({mkey(m.key): ImageTokenizer(replace(cfg.image, image_shape=m.shape))
                                         for m in self.videos})
         self.audio_tok = nn.ModuleDict({mkey(m.key): AudioTokenizer(replace(cfg.audio, samples=m.shape[0]))

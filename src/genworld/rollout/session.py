@@ -65,6 +65,17 @@ class WorldSession:
             except Exception as e:  # safetensors raises its own error types for corrupt files
                 raise ValueError(f"{ctx_path} is corrupt ({e}); delete it (sessions then need a context from a "
                                  "dataset) or retrain") from e
+        cal_path = run_dir / "calibration.json"
+        if cal_path.exists():
+            try:
+                cal = json.loads(cal_path.read_text()).get("contact", {})
+                model.contact_p = {k: float(v["contact_p"]) for k, v in cal.items()}
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
+                raise ValueError(f"{cal_path} is corrupt ({e!r}); delete it (contacts then use p > "
+                                 f"{cfg.model.contact_threshold}) or retrain") from e
+            unknown = set(model.contact_p) - {m.key for m in model.touches}
+            if unknown:
+                raise ValueError(f"{cal_path} names touch keys this model lacks: {sorted(unknown)}")
         return cls(model, device, temperature, top_k, seed, contexts)
 
     @property

@@ -106,3 +106,34 @@ def free_run(session: Any, context: dict[str, np.ndarray], steps: int = 500, see
         res["video/brightness_first_10pct"] = float(np.mean(bright[:n]))
         res["video/brightness_last_10pct"] = float(np.mean(bright[-n:]))
     return res
+
+
+def calibrate_contact(session: Any, store: EpisodeStore, episodes: list[int], stats: dict[str, Any],
+                      context: int = 4, horizon: int = 4, stride: int = 8,
+                      grid: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)) -> dict[str, Any]:
+    """Choose, per touch key, the contact probability above which a predicted taxel is on.
+
+    A model trained on rare contacts is under-confident, so 0.5 misses most of them. On `episodes` (training
+    episodes: the held-out ones stay untouched) the session is rolled out open loop for `horizon` steps at every
+    threshold of `grid`, and the one with the best per-taxel contact F1 (ground truth above the stats threshold)
+    wins. Returns {key: {"contact_p", "f1", "f1_at_0.5", "windows"}}; the session keeps the chosen thresholds."""
+    model = session.model
+    keys = [m.key for m in model.touches]
+    if not keys:
+        return {}
+    thr = {k: float(stats[k]["threshold"]) for k in keys}
+    scores: dict[str, dict[float, float]] = {k: {} for k in keys}
+    windows = 0
+    for t in grid:
+        model.contact_p = {k: t for k in keys}
+        q = open_loop(session, store, episodes, context, horizon, stride, touch_threshold=thr)
+        windows = q["windows"]
+        for k in keys:
+            scores[k][t] = q[f"{k}/contact_f1_h1_4"] if horizon >= 4 else float(np.mean(q[f"{k}/contact_f1"]))
+    out = {}
+    for k in keys:
+        best = max(grid, key=lambda t: (scores[k][t], -abs(t - 0.5)))
+        out[k] = {"contact_p": best, "f1": scores[k][best], "f1_at_0.5": scores[k].get(0.5), "windows": windows,
+                  "horizon": horizon, "context": context, "episodes": len(episodes)}
+    model.contact_p = {k: out[k]["contact_p"] for k in keys}
+    return out

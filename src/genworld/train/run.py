@@ -53,6 +53,27 @@ def write_contexts(path: Path, store: EpisodeStore, episodes: list[int], length:
     tmp.replace(path)
 
 
+def calibrate_run(run_dir: Path, store: EpisodeStore, train_eps: list[int], stats: dict[str, Any],
+                  logger: Logger | None = None) -> dict[str, Any]:
+    """Calibrate the trained model's contact thresholds on (at most 24) training episodes and write them to
+    RUN/calibration.json, which `WorldSession.load` applies."""
+    from genworld.rollout.session import WorldSession
+    from genworld.train.quality import calibrate_contact
+
+    session = WorldSession.load(run_dir)
+    context = min(4, session.window - 1)
+    eps = [e for e in train_eps if store.length(e) >= context + 4][:24]
+    if not eps:
+        return {}
+    cal = calibrate_contact(session, store, eps, stats, context=context)
+    atomic_write_text(Path(run_dir) / "calibration.json", json.dumps({"contact": cal}, indent=2))
+    if logger is not None:
+        for k, v in cal.items():
+            logger.info(f"contact threshold of {k}: p > {v['contact_p']} (training-episode F1 {v['f1']:.3f}, "
+                        f"{v['f1_at_0.5']:.3f} at 0.5)")
+    return cal
+
+
 def train_run(cfg: RunConfig, store: EpisodeStore, run_dir: Path, resume: bool, dist: DistInfo,
               progress: bool = True) -> dict[str, Any]:
     """Train (or resume) a run in `run_dir`; returns the final state and validation metrics."""
@@ -93,5 +114,7 @@ def train_run(cfg: RunConfig, store: EpisodeStore, run_dir: Path, resume: bool, 
     if dist.is_main:
         write_contexts(run_dir / "contexts.safetensors", store, split[1] or split[0],
                        cfg.model.dynamics.window, cfg.train.n_contexts, cfg.train.seed)
+        if model.touches:
+            result["contact_calibration"] = calibrate_run(run_dir, store, split[0], stats, logger)
     logger.close()
     return result
