@@ -6,8 +6,9 @@ second set, and every figure below is measured on a third (different collection 
 * probe accuracy on held-out GT frames against gt.segmentation (pixel accuracy, mask IoU, centroid error);
 * false positives: the held-out GT frames themselves (what a flawless model draws), read by the probe and
   compared with the exact masks, trip each detector on <= 1% of object-frames;
-* detection: GT frames edited on purpose (an object removed, teleported, recoloured: pixels moved or
-  recoloured, the uncovered table filled from a clean plate of the episode) are flagged in >= 95% of cases.
+* detection: GT frames edited on purpose (a body removed, teleported, recoloured, duplicated, resized:
+  pixels moved, scaled or recoloured, the uncovered table filled from a clean plate of the episode) are
+  flagged in >= 95% of cases; bodies pushed into each other (overlap) are only measured, in the slow sweep.
 """
 
 from __future__ import annotations
@@ -262,7 +263,108 @@ def case_recolour(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -
     return Case(win, lambda f: bool(f["colour"][PRE: PRE + dur, k].all()))
 
 
-CASES = {"remove": case_remove, "teleport": case_teleport, "recolour": case_recolour}
+def _paste(win: np.ndarray, seg: np.ndarray, label: int, dx: int, dy: int, table: np.ndarray,
+           free: np.ndarray) -> bool:
+    """Copy body `label` of a frame (with its 2-pixel rim) dx, dy pixels away, in place; False (frame
+    untouched) unless every target pixel lies on bare table in `free`."""
+    S = table.shape[0]
+    ys, xs = np.nonzero(_mask(seg, label))
+    ty, tx = ys + dy, xs + dx
+    if not ((0 <= tx) & (tx < S) & (0 <= ty) & (ty < S)).all() or not (table[ty, tx] & free[ty, tx]).all():
+        return False
+    win[ty, tx] = win[ys, xs].copy()
+    return True
+
+
+def case_spawn(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> Case | None:
+    """A copy of body k appears on bare table 10-20 px away for 1-3 frames (a second blob of its colour)."""
+    ep, tr = s.test[i], s.gt_tracks[i]
+    dur = int(rng.integers(1, 4))
+    if not tr["gt_present"][t0: t0 + dur, k].all():
+        return None
+    ang, d = rng.uniform(0, 2 * np.pi), rng.uniform(10, 20)
+    dx, dy = int(round(d * np.cos(ang))), int(round(d * np.sin(ang)))
+    table = _table_pixels(s.plates[i], s.config)
+    win = ep[V][t0 - PRE: t0 + POST].copy()
+    for j in range(PRE, PRE + dur):
+        seg = ep[SEG][t0 - PRE + j]
+        if not _paste(win[j], seg, k + 1, dx, dy, table, ~ndimage.binary_dilation(seg > 0, iterations=2)):
+            return None
+    return Case(win, lambda f: bool(f["spawn"][PRE: PRE + dur].sum() > 0))
+
+
+def case_resize(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> Case | None:
+    """Object k drawn 0.55-0.75x or 1.35-1.7x its size (about its centroid) for 1-3 frames."""
+    ep, tr = s.test[i], s.gt_tracks[i]
+    dur = int(rng.integers(1, 4))
+    if k == 0 or not tr["gt_present"][t0: t0 + dur, k].all():
+        return None  # the fingertip gets no size check (thresholds.size_skip)
+    scale = rng.uniform(0.55, 0.75) if rng.random() < 0.5 else rng.uniform(1.35, 1.7)
+    table = _table_pixels(s.plates[i], s.config)
+    S = table.shape[0]
+    yy, xx = np.mgrid[0:S, 0:S]
+    win = ep[V][t0 - PRE: t0 + POST].copy()
+    for j in range(PRE, PRE + dur):
+        seg = ep[SEG][t0 - PRE + j]
+        cx, cy = tr["gt_cx"][t0 + j - PRE, k] - 0.5, tr["gt_cy"][t0 + j - PRE, k] - 0.5
+        sx = np.clip(np.round(cx + (xx - cx) / scale).astype(int), 0, S - 1)
+        sy = np.clip(np.round(cy + (yy - cy) / scale).astype(int), 0, S - 1)
+        body = seg[sy, sx] == k + 1  # target pixels whose source is a pixel of the body
+        others = ndimage.binary_dilation((seg > 0) & (seg != k + 1), iterations=2)
+        if (body & ~(table | (seg == k + 1))).any() or (body & others).any():
+            return None
+        src = win[j][sy, sx]
+        win[j] = _erase(win[j], seg, k + 1, s.plates[i])
+        win[j][body] = src[body]
+    return Case(win, lambda f: bool(f["size"][PRE: PRE + dur, k].any()))
+
+
+def case_overlap(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> Case | None:
+    """Body b moved into body k for 1-3 frames: centres 0.3-0.75 x (r_k + r_b) apart, both still seen."""
+    ep, tr, tab = s.test[i], s.gt_tracks[i], s.tables[i]
+    K = tab.shape[1]
+    b = int(rng.choice([j for j in range(K) if j != k]))
+    dur = int(rng.integers(1, 4))
+    if not (tr["gt_present"][t0: t0 + dur, k].all() and tr["gt_present"][t0: t0 + dur, b].all()):
+        return None
+    ang = rng.uniform(0, 2 * np.pi)
+    frac = rng.uniform(0.3, 0.75)
+    table = _table_pixels(s.plates[i], s.config)
+    win = ep[V][t0 - PRE: t0 + POST].copy()
+    for j in range(PRE, PRE + dur):
+        t, seg = t0 - PRE + j, ep[SEG][t0 - PRE + j]
+        d = frac * (tab[t, k, 4] + tab[t, b, 4])
+        to = np.array([tr["gt_cx"][t, k], tr["gt_cy"][t, k]]) + d * np.array([np.cos(ang), np.sin(ang)])
+        dx, dy = (int(v) for v in np.round(to - [tr["gt_cx"][t, b], tr["gt_cy"][t, b]]))
+        others = ndimage.binary_dilation((seg > 0) & (seg != k + 1) & (seg != b + 1), iterations=2)
+        moved = win[j].copy()
+        moved = _erase(moved, seg, b + 1, s.plates[i])
+        if not _paste_from(moved, win[j], seg, b + 1, dx, dy, table | (seg == k + 1), ~others):
+            return None
+        left = (seg == k + 1) & ~np.roll(np.roll(seg == b + 1, dy, 0), dx, 1)
+        if left.sum() < 2 * s.th.a_vis:
+            return None  # b would hide k: that is a vanish, not an overlap
+        win[j] = moved
+    lo, hi = min(k, b), max(k, b)
+    return Case(win, lambda f: bool(f["overlap"][PRE: PRE + dur, lo, hi].any()))
+
+
+def _paste_from(dst: np.ndarray, src: np.ndarray, seg: np.ndarray, label: int, dx: int, dy: int,
+                where: np.ndarray, free: np.ndarray) -> bool:
+    """Body `label` of `src` (its own pixels only) drawn into `dst` dx, dy pixels away; False unless every
+    target pixel is in `where` and `free`."""
+    S = seg.shape[0]
+    ys, xs = np.nonzero(seg == label)
+    ty, tx = ys + dy, xs + dx
+    if not ((0 <= tx) & (tx < S) & (0 <= ty) & (ty < S)).all() or not (where[ty, tx] & free[ty, tx]).all():
+        return False
+    dst[ty, tx] = src[ys, xs]
+    return True
+
+
+CASES = {"remove": case_remove, "teleport": case_teleport, "recolour": case_recolour, "spawn": case_spawn,
+         "resize": case_resize}
+EXTRA = {"overlap": case_overlap}  # measured by the slow sweep, not asserted (see test_tabletop_sweep_large)
 
 
 def detection_rate(s: Setup, kind: str, n: int, seed: int = 0) -> float:
@@ -275,7 +377,7 @@ def detection_rate(s: Setup, kind: str, n: int, seed: int = 0) -> float:
         i = int(rng.integers(len(s.test)))
         t0 = int(rng.integers(PRE + 1, STEPS - POST))
         k = int(rng.integers(s.tables[i].shape[1]))
-        case = CASES[kind](s, i, t0, k, rng)
+        case = {**CASES, **EXTRA}[kind](s, i, t0, k, rng)
         if case is None:
             continue
         win = slice(t0 - PRE, t0 + POST)
@@ -357,7 +459,8 @@ def test_tabletop_sweep_large() -> None:
     print("false positives:", json.dumps({k: round(v, 4) for k, v in rates.items()}))
     for k in ("vanish", "spawn", "teleport", "overlap", "size", "colour", "energy"):
         assert rates[k] <= 0.01, (k, rates)
-    for kind in CASES:
-        rate = detection_rate(s, kind, 100, seed=1)
-        print(f"{kind}: detected {rate:.3f} of 100")
-        assert rate >= 0.95, kind
+    rates = {kind: detection_rate(s, kind, 100, seed=1) for kind in [*CASES, *EXTRA]}
+    print("detected (of 100 cases each):", json.dumps(rates))
+    # overlap is measured, not asserted: a body hidden in part has its visible centroid pushed away from
+    # the one covering it, and tabletop bodies are 2-4 px in projected radius (docs/evaluation.md)
+    assert all(r >= 0.95 for k, r in rates.items() if k != "overlap"), rates
