@@ -128,12 +128,14 @@ class _Stats:
 
 
 def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], video_key: str,
-                    probe: Any) -> Thresholds:
+                    probe: Any, audio_key: str | None = None, touch_key: str | None = None) -> Thresholds:
     """Thresholds for tabletop (MuJoCo) worlds read by a segmentation probe (`probe.ProbeSegmenter`).
 
     The frames a flawless model could draw are the GT frames themselves: the probe reads them (its errors
     are the detectors' noise) and they are compared with the exact `gt.segmentation` masks, with tables
     and contacts from `gt.bodies` / `gt.contacts`. Episodes must not be among the probe's training episodes.
+    Sound (`audio_key`) and touch (`touch_key`) onsets calibrate the visual contact gap, with the rim's
+    edges as the walls (`probe.rim_walls`).
     """
     from genworld.evaluate.probe import ProbeSegmenter, body_contacts, body_tables, detector_config
 
@@ -168,16 +170,22 @@ def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any
         frames = ep[video_key]
         tr = track_episode(frames, frames, tab, seg, seg.gt_blobs(frames, ep["gt.segmentation"]))
         stats.add(tr, tab, body_contacts(ep["gt.contacts"]), dcfg, th.size_skip)
+        walls = np.asarray(dcfg["walls"])
+        if audio_key is not None and audio_key in ep:
+            stats.gaps.append(_onset_gaps(tr, tab, sound_onsets(ep[audio_key], th), seg.size, walls=walls))
+        if touch_key is not None and touch_key in ep:
+            stats.gaps.append(_onset_gaps(tr, tab, touch_onsets(ep[touch_key], th), seg.size, agent=True,
+                                          walls=walls))
     return stats.thresholds(th)
 
 
 def _onset_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, onsets: np.ndarray, size: float,
-                agent: bool = False) -> np.ndarray:
+                agent: bool = False, walls: np.ndarray | None = None) -> np.ndarray:
     """Smallest visual contact gap (pixels, `step_gaps`) within ±1 step of each onset with everything in view.
 
     `agent`: only gaps that involve the agent (row 0), for touch onsets.
     """
-    pair, wall = step_gaps(tr, tables, size)
+    pair, wall = step_gaps(tr, tables, size, walls)
     if agent:
         pair, wall = pair[:, :1], wall[:, :1]
     T = len(wall)

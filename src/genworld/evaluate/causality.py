@@ -30,11 +30,19 @@ def _segment_min_norm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.hypot(q[..., 0], q[..., 1])
 
 
-def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
+def border_walls(size: float) -> np.ndarray:
+    """(4, 3) the image borders as walls: rows (nx, ny, c), inside where nx x + ny y + c >= 0 (|n| = 1)."""
+    return np.array([[1.0, 0.0, 0.0], [-1.0, 0.0, size], [0.0, 1.0, 0.0], [0.0, -1.0, size]])
+
+
+def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float,
+              walls: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Smallest gap (pixels) during each step t (frame t-1 to t): (pairs (T, K, K), walls (T, K)); NaN unseen.
 
-    Step 0 uses frame 0 alone. Gaps are negative when discs (or a disc and a wall) interpenetrate.
+    Step 0 uses frame 0 alone. Gaps are negative when discs (or a disc and a wall) interpenetrate. `walls`
+    (W, 3) straight walls in the image (`border_walls`); default the image borders.
     """
+    walls = border_walls(size) if walls is None else np.asarray(walls, np.float64)
     pres = tr["present"] > 0
     p = np.stack([np.where(pres, tr["cx"], np.nan), np.where(pres, tr["cy"], np.nan)], -1)  # (T, K, 2)
     T, K = pres.shape
@@ -62,15 +70,16 @@ def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float) -> tup
     bk[:-1] = 2 * p[:-1] - p[1:]
     wall = np.full((T, K), np.inf)
     for q in ends + [f, bk]:
-        g = np.minimum(q - r[..., None], size - q - r[..., None]).min(-1)  # (T, K)
+        g = (q @ walls[:, :2].T + walls[:, 2] - r[..., None]).min(-1)  # (T, K)
         wall = np.fmin(wall, g)
     wall[~pres] = np.nan
     return pair, wall
 
 
-def visual_contacts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, eps: float) -> tuple[np.ndarray, np.ndarray]:
+def visual_contacts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, eps: float,
+                    walls: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(any contact (T,), agent contact (T,)) during each step, seen in the predicted frames."""
-    pair, wall = step_gaps(tr, tables, size)
+    pair, wall = step_gaps(tr, tables, size, walls)
     with np.errstate(invalid="ignore"):
         pc, wc = pair <= eps, wall <= eps
     hidden = ((tables[..., EXISTS] > 0.5) & (tr["gt_present"] < 1)).any(-1)
@@ -131,9 +140,11 @@ def onset_f1(pred: np.ndarray, true: np.ndarray) -> tuple[int, int, int]:
 
 def causality_counts(tr: dict[str, np.ndarray], tables: np.ndarray, size: float, th: Thresholds,
                      audio: np.ndarray | None, touch: np.ndarray | None, gt_audio: np.ndarray | None,
-                     gt_touch: np.ndarray | None) -> dict[str, np.ndarray | int]:
-    """Unmatched onsets and onset matches for one episode (steps 1..T-1; step 0 is the real last context step)."""
-    contact, agent = visual_contacts(tr, tables, size, th.contact_eps)
+                     gt_touch: np.ndarray | None, walls: np.ndarray | None = None) -> dict[str, np.ndarray | int]:
+    """Unmatched onsets and onset matches for one episode (steps 1..T-1; step 0 is the real last context step).
+
+    `walls` (W, 3): the world's walls in the image (`border_walls`, the default, for bounce)."""
+    contact, agent = visual_contacts(tr, tables, size, th.contact_eps, walls)
     out: dict[str, np.ndarray | int] = {"steps": len(contact) - 1}
     contact_on = contact.copy()
     contact_on[1:] = contact[1:] & ~contact[:-1]

@@ -207,10 +207,9 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             obj = objects_eval_all(ds, ids, episodes, preds, spec, vkey, C, H, cfg, config, objects_eval)
             no_causality = "the world has no audio or touch"
         else:
-            obj = probe_eval_all(ds, ids, run_dir, episodes, preds, vkey, C, H, cfg, config, objects_eval)
+            obj = probe_eval_all(ds, ids, run_dir, episodes, preds, spec, vkey, C, H, cfg, config, objects_eval)
             report["objects"] = {"method": "probe", "probe": obj.pop("probe")}
-            no_causality = ("visual contact gaps need the walls' place in the image; the tabletop rim is not "
-                            "located in its frames yet")
+            no_causality = "the world has no audio or touch"
         report["thresholds"], report["calibration"] = obj.pop("thresholds"), obj.pop("calibration")
         for key in ("identity", "physics", "causality"):
             report[key] = obj["model"].get(key, unavailable(no_causality))
@@ -294,8 +293,8 @@ def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarra
 
 
 def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[str, np.ndarray]],
-                   preds: dict[str, Any], vkey: str, C: int, H: int, cfg: EvalConfig, config: dict[str, Any],
-                   objects_eval: Any, max_fit_frames: int = 400) -> dict[str, Any]:
+                   preds: dict[str, Any], spec: Any, vkey: str, C: int, H: int, cfg: EvalConfig,
+                   config: dict[str, Any], objects_eval: Any, max_fit_frames: int = 400) -> dict[str, Any]:
     """MuJoCo worlds: fit the segmentation probe on GT frames of training episodes, calibrate thresholds on
     other unscored episodes, report its accuracy on the scored episodes' GT frames, then score every system."""
     import json
@@ -331,8 +330,11 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     frames = np.concatenate([e[vkey][::every] for e in fit_eps])
     labels = np.concatenate([e["gt.segmentation"][::every] for e in fit_eps])
     probe = fit_probe(frames, labels, len(config["palette"]) + 1, seed=cfg.seed, episodes=fit_ids)
-    cal_eps = [ds.episode(i, keys=keys + ["gt.bodies", "gt.contacts"]) for i in cal_ids]
-    th = calibrate_probe(cal_eps, config, vkey, probe)
+    akey = next((m.key for m in spec.of_kind("audio")), None)
+    tkey = next((m.key for m in spec.of_kind("touch")), None)
+    cal_eps = [ds.episode(i, keys=keys + ["gt.bodies", "gt.contacts"] + [k for k in (akey, tkey) if k])
+               for i in cal_ids]
+    th = calibrate_probe(cal_eps, config, vkey, probe, akey, tkey)
     seg = ProbeSegmenter(config, th, probe)
     gt_frames = _window(episodes, vkey, C, H)
     gt_seg = _window(episodes, "gt.segmentation", C, H)
@@ -347,11 +349,15 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
            "compared with their gt.segmentation masks; thresholds = 99.5th percentiles (<= 1% false positives); "
            f"no size check for palette colours {list(th.size_skip)} (fingertip, and bodies the probe reads poorly)"}
     out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc}
+    gt_a = _window(episodes, akey, C, H) if akey else None
+    gt_t = _window(episodes, tkey, C, H) if tkey else None
     for name, p in preds.items():
+        a = _with_anchor(episodes, akey, C, p[akey]) if akey and akey in p else None
+        t = _with_anchor(episodes, tkey, C, p[tkey]) if tkey and tkey in p else None
         out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
-                                              seg, th, dcfg, ds.spec.fps, gt_cache=gt_cache)
-    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, dcfg, ds.spec.fps,
-                                                 gt_cache=gt_cache)
+                                              seg, th, dcfg, spec.fps, a, t, gt_a, gt_t, gt_cache)
+    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, dcfg, spec.fps,
+                                                 gt_a, gt_t, gt_a, gt_t, gt_cache)
     return out
 
 

@@ -55,6 +55,7 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
     gravity, per_episode = [], np.zeros(N)
     occl = np.zeros(4)  # re-emergence events, present, right identity, summed position error (of present)
     size = float(seg.size)
+    walls = np.asarray(config["walls"], np.float64) if config.get("walls") is not None else None  # default: borders
     for i in range(N):
         tr = track_episode(frames[i], gt_frames[i], tables[i], seg, gt_cache[i] if gt_cache else None)
         flags = violation_flags(tr, tables[i], contacts[i], config, th)
@@ -88,7 +89,7 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
         if audio is not None or touch is not None:
             c = causality_counts(tr, tables[i], size, th, None if audio is None else audio[i],
                                  None if touch is None else touch[i], None if gt_audio is None else gt_audio[i],
-                                 None if gt_touch is None else gt_touch[i])
+                                 None if gt_touch is None else gt_touch[i], walls)
             caus["steps"] += int(c["steps"])
             caus["sound_flags"] += int(np.sum(c.get("sound_flags", np.zeros(1))[1:]))
             caus["touch_flags"] += int(np.sum(c.get("touch_flags", np.zeros(1))[1:]))

@@ -235,6 +235,36 @@ def body_tables(bodies: np.ndarray, config: dict[str, Any]) -> np.ndarray:
     return out
 
 
+def project(points: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """(..., 2) image positions (pixels, x right, y down) of world points (..., 3) in the spec's camera."""
+    cam = config["camera"]
+    pos, xa, ya = (np.asarray(cam[k], np.float64) for k in ("pos", "x_axis", "y_axis"))
+    focal = 0.5 * int(config["image_size"]) / np.tan(np.radians(float(cam["fovy"])) / 2)
+    c = (np.asarray(points, np.float64) - pos) @ np.stack([xa, ya, np.cross(xa, ya)]).T
+    half = 0.5 * int(config["image_size"])
+    return np.stack([half + focal * c[..., 0] / -c[..., 2], half - focal * c[..., 1] / -c[..., 2]], -1)
+
+
+def rim_walls(config: dict[str, Any], z: float = 0.025) -> np.ndarray:
+    """(4, 3) the table rim's inner edges as image walls (`causality.border_walls` form), at height z (m):
+    where a resting body's centre is (0.025-0.03 m)."""
+    try:
+        T = float(config["table_half"])
+    except KeyError:
+        raise KeyError("tabletop walls: spec.config lacks 'table_half'") from None
+    corners = project(np.array([[-T, -T, z], [T, -T, z], [T, T, z], [-T, T, z]]), config)
+    centre = project(np.array([0.0, 0.0, z]), config)
+    out = []
+    for a, b in zip(corners, np.roll(corners, -1, 0)):
+        n = np.array([b[1] - a[1], a[0] - b[0]])
+        n /= np.linalg.norm(n)
+        c = -n @ a
+        if n @ centre + c < 0:
+            n, c = -n, -c
+        out.append([n[0], n[1], c])
+    return np.asarray(out)
+
+
 def body_contacts(contacts: np.ndarray) -> np.ndarray:
     """(T, K+1, K+2) contacts as the detectors read them, from tabletop `gt.contacts` (T, K+1, K+3).
 
@@ -250,9 +280,9 @@ def body_contacts(contacts: np.ndarray) -> np.ndarray:
 
 
 def detector_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config the detectors read for a tabletop world: no occluder, and no gravity in the image plane
-    (objects slide on a level table, so gravity does no work on them)."""
-    return {"image_size": config["image_size"], "gravity": 0.0}
+    """The config the detectors read for a tabletop world: no occluder, no gravity in the image plane
+    (objects slide on a level table, so gravity does no work on them), the rim's edges as walls."""
+    return {"image_size": config["image_size"], "gravity": 0.0, "walls": rim_walls(config).tolist()}
 
 
 def probe_accuracy(seg: ProbeSegmenter, frames: np.ndarray, segmentation: np.ndarray) -> dict[str, Any]:
