@@ -591,3 +591,26 @@ def test_tabletop_sweep_large() -> None:
     # overlap is measured, not asserted: a body hidden in part has its visible centroid pushed away from
     # the one covering it, and tabletop bodies are 2-4 px in projected radius (docs/evaluation.md)
     assert all(r >= 0.95 for k, r in rates.items() if k != "overlap"), rates
+
+
+def test_eval_without_segmentation_says_why(tabletop_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """A tabletop dataset without gt.segmentation: object metrics unavailable, with the reason; frames still scored."""
+    from genworld.cli import main
+    from genworld.data import Dataset
+    from genworld.data.writer import DatasetWriter
+    from genworld.spec import WorldSpec
+
+    run, data = tabletop_run
+    ds = Dataset(str(data))
+    keep = tuple(m for m in ds.spec.modalities if m.key != SEG)
+    dst = tmp_path / "noseg"
+    with DatasetWriter(dst, WorldSpec(ds.spec.name, ds.spec.fps, keep, ds.spec.description, ds.spec.config)) as w:
+        for i in range(8):
+            w.add_episode(ds.episode(i, keys=[m.key for m in keep]))
+    out = tmp_path / "report"
+    assert main(["eval", "--run", str(run), "--data", str(dst), "--out", str(out), "--context", "4",
+                 "--horizon", "8", "--episodes", "2", "--quiet"]) == 0
+    r = json.loads((out / "report.json").read_text())
+    for key in ("identity", "physics", "causality"):
+        assert r[key]["available"] is False and "gt.segmentation" in r[key]["reason"], r[key]
+    assert "objects" not in r and len(r["per_horizon"]["psnr"]["model"]) == 8
