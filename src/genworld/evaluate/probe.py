@@ -77,7 +77,8 @@ class Probe:
     def to_json(self) -> dict[str, Any]:
         sizes = [self.weights[0][0].shape[0]] + [w.shape[1] for w, _ in self.weights]
         return {"kind": "per-pixel MLP", "layers": sizes, "classes": self.n_classes,
-                "features": "CIELAB of the pixel, mean CIELAB of its 3x3 and 7x7 neighbourhoods, x, y",
+                "features": "CIELAB of the pixel, mean CIELAB of its 3x3 and 7x7 neighbourhoods, min and max "
+                             "lightness of its 5x5 neighbourhood, x, y",
                 "train_frames": self.train_frames, "train_episodes": self.train_episodes}
 
 
