@@ -2,7 +2,8 @@
 
 The tabletop world records `gt.segmentation` (per pixel: 0 scene, 1 fingertip, 2.. objects) with its
 frames. `fit_probe` fits a small per-pixel classifier (an MLP on the pixel's CIELAB colour, the mean
-colour of its 3x3 and 7x7 neighbourhoods and its image position) on GT frames and their segmentation
+colour of its 3x3 and 7x7 neighbourhoods, the lightness range of its 5x5 neighbourhood and its image
+position) on GT frames and their segmentation
 from training episodes; `ProbeSegmenter` applies it to any frame (a model's prediction) and cuts each
 class into connected blobs, in the same `Blobs` structure the palette segmentation of bounce gives, so
 `objects.match_frame` and every identity and physics detector run unchanged. Label 1 + r is row r of
@@ -28,7 +29,8 @@ N_FEATURES = 13
 
 
 def features(frames: np.ndarray) -> np.ndarray:
-    """(N, S, S, F) per-pixel features of uint8 frames (N, S, S, 3): Lab, 3x3 and 7x7 mean Lab, x, y in [0, 1]."""
+    """(N, S, S, F) per-pixel features of uint8 frames (N, S, S, 3): Lab, 3x3 and 7x7 mean Lab, 5x5 min and
+    max L, x, y in [0, 1]."""
     f = np.asarray(frames)
     if f.ndim != 4 or f.shape[-1] != 3 or f.shape[1] != f.shape[2]:
         raise ValueError(f"probe: frames have shape {f.shape}, expected (N, S, S, 3)")
