@@ -161,7 +161,7 @@ def test_planning_in_the_simulator_pushes_the_block_where_random_actions_do_not(
 
 def test_model_planning_runs_on_tabletop_with_costs_from_predicted_frames(world) -> None:
     torch = pytest.importorskip("torch")
-    session_mod = pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree yet")
+    session_mod = pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree")
     from genworld.models import WorldModel
     from genworld.train.config import tiny
 

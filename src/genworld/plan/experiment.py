@@ -159,8 +159,8 @@ def run_plan(cfg: PlanRunConfig, progress: Callable[[str], None] | None = print)
         "random": summary.get("random"),
         "relative_to_ceiling": (main["success_rate"] / summary["sim"]["success_rate"]
                                 if main and summary.get("sim", {}).get("success_rate") else None),
-        "success_judged_by": "ground truth of the real world (gt.objects / gt.bodies); the model's planner sees "
-                             "only predicted steps",
+        "success_judged_by": "ground truth of the real world (gt.objects / gt.bodies); the model's "
+                             "planner sees only predicted steps",
         "ceiling_cost_from": "true positions (TabletopPhysics, no rendering)" if hasattr(task, "cost_from")
                              else "frames rendered by the simulator",
         "seed": cfg.seed,

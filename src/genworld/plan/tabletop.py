@@ -20,11 +20,13 @@ from genworld.plan.goals import GoalError, ObjectTracker, PushCost, palette_cent
 from genworld.plan.tasks import Episode, TaskError
 from genworld.rollout.sim import SimSessionError
 from genworld.worlds.base import World
+from genworld.worlds.tabletop.scene import SHAPE_IDS
+from genworld.worlds.tabletop.spec import BODY_COLUMNS
 
 STATE_KEY = "observation.state"  # fingertip x, y (m), vx, vy (m/s)
 POSITIONS = "gt.positions"  # (N, K + 1, 3): what TabletopPhysics returns instead of frames
-_X, _Y, _Z, _EXISTS, _COLOUR, _SHAPE, _SIZE = 0, 1, 2, 16, 19, 20, 21  # columns of gt.bodies (spec.BODY_COLUMNS)
-_BLOCK, _BALL = 0, 1  # shape ids (scene.SHAPE_IDS)
+_EXISTS, _COLOUR, _SHAPE, _SIZE = (BODY_COLUMNS.index(c) for c in ("exists", "colour_id", "shape_id", "size"))
+_BLOCK = SHAPE_IDS.index("block")
 
 
 class TableCamera:
@@ -188,14 +190,16 @@ class TabletopPushTask:
             last = ep.info.get("last_obj_px")
             start = xy[0] if seen[0] else (last if last is not None else cam.project(g0[ep.obj, :3]))
             ep.info["last_obj_px"] = start
-            obj = FrameTracker(ObjectTracker(key, colour, start, self.tol, max_jump=self.max_jump), cam, z_top)
+            frames = ObjectTracker(key, colour, start, self.tol, max_jump=self.max_jump)
+            obj = FrameTracker(frames, cam, z_top)
             agent = FingerTracker(obs[STATE_KEY][:2])
         reach = float(g0[0, _SIZE]) + size
         scale = 2 * float(world.spec.config["table_half"])
         if self.push_cost == "behind":
             return PushCost(obj, agent, ep.target, reach, scale, approach_weight=0.3, anchor="predicted",
                             staged=False, speed_weight=0.0)
-        return PushCost(obj, agent, ep.target, reach, scale, approach_weight=self.approach_weight, speed_weight=0.0)
+        return PushCost(obj, agent, ep.target, reach, scale, approach_weight=self.approach_weight,
+                        speed_weight=0.0)
 
     def success(self, ep: Episode, obs: dict[str, np.ndarray]) -> bool:
         """Judged from ground truth: the block's centre within `region` of the target."""
