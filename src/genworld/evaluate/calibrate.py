@@ -13,7 +13,7 @@ import numpy as np
 
 from genworld.evaluate.causality import sound_onsets, step_gaps, touch_onsets
 from genworld.evaluate.config import Thresholds
-from genworld.evaluate.consistency import energy_rise, near_occluder
+from genworld.evaluate.consistency import energy_rise, near_occluder, overlap_distance
 from genworld.evaluate.objects import Segmenter, track_episode
 
 Q = 99.5
@@ -104,7 +104,7 @@ class _Stats:
         self.jumps.append(np.hypot(np.diff(tr["cx"], axis=0), np.diff(tr["cy"], axis=0))[ok])
         r = tables[..., 4]
         reach = r[:, :, None] + r[:, None, :]
-        dd = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
+        dd = overlap_distance(tr)
         gt_d = np.hypot(tables[:, :, None, 0] - tables[:, None, :, 0], tables[:, :, None, 1] - tables[:, None, :, 1])
         K = r.shape[1]
         # pairs that touch or nearly touch in GT: the only ones whose slack can approach the threshold

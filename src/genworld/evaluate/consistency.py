@@ -64,6 +64,12 @@ def identity_metrics(tr: dict[str, np.ndarray], colours: np.ndarray) -> dict[str
     }
 
 
+def overlap_distance(tr: dict[str, np.ndarray]) -> np.ndarray:
+    """(T, K, K) distance between the predicted whole-body centres (`ox`, `oy`; the blob centroids unless the
+    segmenter fits whole bodies, `objects.whole_body_centre`)."""
+    return np.hypot(tr["ox"][:, :, None] - tr["ox"][:, None, :], tr["oy"][:, :, None] - tr["oy"][:, None, :])
+
+
 def violation_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.ndarray, config: dict[str, Any],
                     th: Thresholds) -> dict[str, np.ndarray]:
     """Per-step violation flags: (T, K) for vanish, teleport, size, colour, energy; (T, K, K) overlap; (T,) spawn."""
@@ -79,7 +85,7 @@ def violation_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.
     ok[1:] = pres[1:] & pres[:-1] & clear[1:] & clear[:-1]
     teleport = ok & (jump > teleport_threshold(tables, th))
     # overlap: predicted centres closer than the discs' radii allow
-    d = np.hypot(tr["cx"][:, :, None] - tr["cx"][:, None, :], tr["cy"][:, :, None] - tr["cy"][:, None, :])
+    d = overlap_distance(tr)
     pair_ok = (pres & clear)[:, :, None] & (pres & clear)[:, None, :] & np.triu(np.ones((K, K), bool), 1)
     overlap = pair_ok & (d < radius[:, :, None] + radius[:, None, :] - th.overlap_tol)
     # size and colour: the blob's area against the GT frame's blob of the same object, which a neighbour drawn

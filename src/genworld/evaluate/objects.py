@@ -108,7 +108,8 @@ class Segmenter:
                      np.asarray(rgbs).reshape(-1, 3), pix), purity
 
 
-FIELDS = ("gt_present", "present", "cx", "cy", "area", "de", "iou", "matched", "gt_cx", "gt_cy", "gt_area")
+FIELDS = ("gt_present", "present", "cx", "cy", "area", "de", "iou", "matched", "gt_cx", "gt_cy", "gt_area",
+          "ox", "oy")
 
 
 def _primary(b: Blobs, colour: int) -> int:
@@ -125,6 +126,49 @@ def _centred_iou(a: np.ndarray, ax: float, ay: float, b: np.ndarray, bx: float, 
     ka, kb = key(a, ax, ay), key(b, bx, by)
     inter = len(np.intersect1d(ka, kb, assume_unique=True))
     return inter / (len(ka) + len(kb) - inter)
+
+
+def whole_body_centre(pred: Blobs, j: int, r: float, size: int) -> tuple[float, float]:
+    """Centre of the disc of radius `r` that best explains blob j when other blobs may hide part of it.
+
+    A body that another body covers in part shows only what is left, and the centroid of that moves away
+    from the cover. Each candidate centre (a 1/2-pixel grid within r of the centroid, then 1/8-pixel steps
+    around the best) draws the disc with antialiased edges (a pixel whose centre is d from it is covered
+    by clip(r + 1/2 - d, 0, 1)) and is scored by the squared mismatch with the blob, on the blob's pixels
+    and the scene's; pixels of other blobs and beyond the frame are left out (the disc may continue under
+    them). Returns the best candidate (the mean of ties); the centroid when the blob touches no other blob.
+    """
+    owner = np.full(size * size, -1, np.int64)  # blob index per pixel, -1 scene
+    for i, p in enumerate(pred.pixels):
+        owner[p] = i
+    owner = owner.reshape(size, size)
+    bx, by = pred.pixels[j] % size, pred.pixels[j] // size
+    ring = owner[max(by.min() - 1, 0): by.max() + 2, max(bx.min() - 1, 0): bx.max() + 2]
+    if not ((ring >= 0) & (ring != j)).any():
+        return float(pred.cx[j]), float(pred.cy[j])
+    cx, cy = float(pred.cx[j]), float(pred.cy[j])
+    pad = int(np.ceil(2 * r)) + 2  # the window holds every candidate's disc
+    yy, xx = np.mgrid[int(cy) - pad: int(cy) + pad + 1, int(cx) - pad: int(cx) + pad + 1]
+    inside = (xx >= 0) & (xx < size) & (yy >= 0) & (yy < size)
+    lab = np.full(xx.shape, -2, np.int64)  # -2: beyond the frame
+    lab[inside] = owner[yy[inside], xx[inside]]
+    mine, scene = (lab == j).ravel().astype(np.float64), (lab == -1).ravel().astype(np.float64)
+    px, py = xx.ravel() + 0.5, yy.ravel() + 0.5
+
+    def cost(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+        cover = np.clip(r + 0.5 - np.hypot(px[None] - gx[:, None], py[None] - gy[:, None]), 0.0, 1.0)  # (G, n)
+        return ((1.0 - cover) ** 2) @ mine + (cover**2) @ scene
+
+    coarse = np.arange(-r, r + 1e-9, 0.5)
+    gx, gy = (g.ravel() for g in np.meshgrid(cx + coarse, cy + coarse))
+    keep = np.hypot(gx - cx, gy - cy) <= r
+    gx, gy = gx[keep], gy[keep]
+    i = int(cost(gx, gy).argmin())
+    fine = np.arange(-0.5, 0.5 + 1e-9, 0.125)
+    gx, gy = (g.ravel() for g in np.meshgrid(gx[i] + fine, gy[i] + fine))
+    c = cost(gx, gy)
+    best = c <= c.min() + 1e-9
+    return float(gx[best].mean()), float(gy[best].mean())
 
 
 def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tuple[dict[str, np.ndarray], int]:
@@ -146,6 +190,12 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
         if p >= 0:
             out["present"][k] = 1
             out["cx"][k], out["cy"][k], out["area"][k] = pred.cx[p], pred.cy[p], pred.area[p]
+            if getattr(seg, "whole_bodies", False):
+                # the body's footprint: a disc of its area in the GT frame (its projected size if GT hides it)
+                r = np.sqrt(gt.area[g] / np.pi) if g >= 0 else float(table[k, RADIUS])
+                out["ox"][k], out["oy"][k] = whole_body_centre(pred, p, r, seg.size)
+            else:
+                out["ox"][k], out["oy"][k] = pred.cx[p], pred.cy[p]
             out["de"][k] = float(np.linalg.norm(rgb_to_lab(pred.rgb[p]) - seg.palette_lab[colours[k]]))
             if g >= 0:
                 out["iou"][k] = _centred_iou(pred.pixels[p], pred.cx[p], pred.cy[p],

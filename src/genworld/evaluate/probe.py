@@ -154,6 +154,7 @@ class ProbeSegmenter:
             raise ValueError(f"probe segmentation: the probe has {probe.n_classes} classes, the world's palette "
                              f"{P} colours (expected classes = palette + 1: scene, fingertip, objects)")
         self.probe, self.th = probe, th
+        self.whole_bodies = True  # objects.match_frame fits each body's whole disc (bodies are 2-4 px in radius)
         # label -> palette index: 0 scene (-1), 1 fingertip (P - 1), 2 + j object j
         self.colour_of = np.array([-1, P - 1] + list(range(P - 1)), np.int64)
         self.palette_lab = np.zeros((P, 3))
