@@ -1,7 +1,7 @@
 """`evaluate`: roll a run's model open loop on held-out episodes and score it against ground truth.
 
 Systems: `model` (WorldSession, temperature 0, true actions), `copy_last` (the last real frame forever),
-`const_velocity` (GT discs moved on with their last GT velocity, rendered; bounce only) and the ground
+`const_velocity` (GT discs, or tabletop bodies, moved on with their last GT velocity, rendered) and the ground
 truth itself (`reference`: the floor every violation detector must read as clean). Metrics that need
 ground truth the dataset lacks are reported as {"available": false, "reason": ...}; the rest still run.
 """
@@ -152,6 +152,14 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
              "probe); collect it with genworld collect to get them" if not (has_gt or probe) else
              f"world {spec.name!r} is not drawn in palette colours (no palette segmentation) and records no "
              "gt.segmentation / gt.bodies to fit a segmentation probe on")
+    sim, no_sim = None, ""
+    if probe and spec.name.startswith("tabletop"):  # the MuJoCo world itself: re-simulate and render GT states
+        from genworld.evaluate.tabletop_sim import world_for
+
+        try:
+            sim = world_for(spec)
+        except (ValueError, ImportError, RuntimeError) as e:
+            no_sim = f"the tabletop world could not be rebuilt to re-simulate this dataset ({type(e).__name__}: {e})"
     done("load")
 
     # ---- rollouts -------------------------------------------------------------------------------
@@ -159,8 +167,13 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     preds = {"model": open_loop(sess, episodes, C, H), "copy_last": open_loop(CopyLastSession(spec), episodes, C, H)}
     if bounce:
         preds["const_velocity"] = open_loop(ConstantVelocitySession(spec), episodes, C, H)
+    elif sim is not None:
+        from genworld.evaluate.tabletop_sim import ConstantVelocitySession as BodiesConstantVelocity
+
+        preds["const_velocity"] = open_loop(BodiesConstantVelocity(spec, sim), episodes, C, H)
     else:
-        notes.append("const_velocity baseline skipped: it needs gt.objects of a bounce world")
+        notes.append("const_velocity baseline skipped: it needs gt.objects of a bounce world or gt.bodies of a "
+                     "tabletop world it can rebuild" + (f"; {no_sim}" if no_sim else ""))
     done("rollouts")
 
     # ---- frames and proprioception --------------------------------------------------------------
@@ -231,17 +244,21 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     done("objects")
 
     # ---- surprise --------------------------------------------------------------------------------
-    if bounce:
+    if bounce or sim is not None:
         report["surprise"], ref["surprise"], report.setdefault("baselines", {})["copy_last"]["surprise"] = \
-            run_surprise(sess, episodes, spec, vkey, cfg)
+            run_surprise(sess, episodes, spec, vkey, cfg) if bounce else run_surprise_frames(sess, episodes, spec,
+                                                                                             vkey, cfg, sim)
     else:
         report["surprise"] = ref["surprise"] = unavailable(
-            no_gt if not (palette or probe) else "the surprise test edits and re-renders bounce GT tables")
+            no_gt if not (palette or probe) else no_sim or "the surprise test edits bounce GT tables or tabletop "
+            "GT frames (gt.segmentation); this world is neither")
     done("surprise")
 
     # ---- controllability ------------------------------------------------------------------------
     report["controllability"], ref["controllability"] = run_controllability(sess, episodes, spec, vkey, cfg, bounce,
-                                                                            preds["model"][vkey])
+                                                                            preds["model"][vkey], sim, no_sim)
+    if sim is not None:
+        sim.close()
     done("controllability")
 
     report["reference"] = ref
@@ -393,9 +410,42 @@ def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vk
     return res[0], res[1], res[2]
 
 
+def run_surprise_frames(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig,
+                        world: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Tabletop: (model, simulator reference, copy-last) surprise accuracies on pairs of GT clips, the impossible
+    one edited with gt.segmentation from the event on."""
+    from genworld.evaluate import surprise as S
+    from genworld.evaluate import tabletop_sim as T
+    from genworld.evaluate.baselines import CopyLastSession
+
+    rng = np.random.default_rng(cfg.seed)
+    pairs, missing = T.make_pairs(episodes, spec.config, cfg, vkey, rng)
+    if not pairs:
+        r = unavailable("no clip pairs could be made: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
+        return r, r, r
+    clips = [T.clip_steps(f, episodes[p.episode], p.start, vkey) for p in pairs for f in (p.possible, p.impossible)]
+    res = []
+    for errs in (S.teacher_forced_errors(sess, clips, cfg.context, vkey),
+                 T.sim_errors(clips, cfg.context, vkey, world),
+                 S.teacher_forced_errors(CopyLastSession(spec), clips, cfg.context, vkey)):
+        r = S.accuracy(pairs, errs)
+        r["missing_types"] = {"wall": "not made on tabletop (a pass-through needs a re-rendered state, not an edit)",
+                              **missing}
+        r["method"] = (f"teacher-forced per-step frame MSE, surprise = max over the {cfg.surprise_steps - S.EVENT} "
+                       "steps from the event on; impossible clips are GT frames with one object erased (table "
+                       "painted from a clean plate of the episode), recoloured or moved 14-22 px, using gt.segmentation")
+        res.append(r)
+    res[1]["method"] = ("the MuJoCo world itself, rebuilt from each clip's previous GT bodies (the real state, the same "
+                        "in both clips) and stepped with the real action")
+    return res[0], res[1], res[2]
+
+
 def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig,
-                        bounce: bool, true_frames: np.ndarray | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(model, reference) controllability: action sensitivity of the model relative to the simulator's."""
+                        bounce: bool, true_frames: np.ndarray | None = None, sim: Any = None,
+                        no_sim: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+    """(model, reference) controllability: action sensitivity of the model relative to the simulator's.
+
+    `sim`: a tabletop world to re-simulate from gt.bodies (bounce builds its own from gt.objects)."""
     from genworld.evaluate.controllability import (
         alternative_actions,
         change,
@@ -418,12 +468,18 @@ def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
     out: dict[str, Any] = {"model_change": m, "steps": steps,
                            "alternative": "negated true actions (random pushes where |a| < 0.2)"
                            if not spec.action.discrete else "a different random discrete action each step"}
-    if not (bounce and "gt.objects" in spec):
-        out.update(unavailable("ground-truth sensitivity needs a bounce dataset with gt.objects to re-simulate"))
-        return out, unavailable(out["reason"])
-    from genworld.worlds.bounce import world_from_spec_config
+    if sim is not None:
+        from genworld.evaluate.tabletop_sim import sim_rollouts as tabletop_rollouts
 
-    g_true, g_alt = sim_rollouts(world_from_spec_config(spec.config, spec.name), episodes, C, steps, alt, vkey)
+        g_true, g_alt = tabletop_rollouts(sim, episodes, C, steps, alt, vkey)
+    elif not (bounce and "gt.objects" in spec):
+        out.update(unavailable(no_sim or "ground-truth sensitivity needs a bounce dataset with gt.objects or a "
+                               "tabletop dataset with gt.bodies to re-simulate"))
+        return out, unavailable(out["reason"])
+    else:
+        from genworld.worlds.bounce import world_from_spec_config
+
+        g_true, g_alt = sim_rollouts(world_from_spec_config(spec.config, spec.name), episodes, C, steps, alt, vkey)
     g = change(g_true, g_alt)
     out.update({"available": True, "gt_change": g, "ratio": m / g if g > 0 else None,
                 "direction": direction(m_true, m_alt, g_true, g_alt),
