@@ -147,3 +147,37 @@ def test_world_for_refuses_another_camera(data) -> None:
     other = WorldSpec(spec.name, spec.fps, spec.modalities, spec.description, {**spec.config, "camera": cam})
     with pytest.raises(ValueError, match="camera"):
         T.world_for(other)
+
+
+@pytest.mark.slow
+def test_tabletop_sim_large() -> None:
+    """The figures quoted in docs/evaluation.md: 16 episodes of 48 steps (seed 11), 8 surprise pairs per kind."""
+    import json
+
+    from genworld.evaluate.frames import psnr
+
+    spec, eps = collect("tabletop", 16, 48, seed=11, policy="mixed")
+    world = T.world_for(spec)
+    steps = 8
+    acts = np.stack([ep[spec.action.key][C - 1: C - 1 + steps] for ep in eps])
+    alt = alternative_actions(acts, spec.action, np.random.default_rng(1))
+    g_true, g_alt = T.sim_rollouts(world, eps, C, steps, alt, V)
+    recorded = np.stack([ep[V][C: C + steps] for ep in eps])
+    ctrl = {"gt_change": change(g_true, g_alt), "replay_change": change(g_true, recorded),
+            "replay_psnr_mean": float(psnr(g_true, recorded).mean())}
+    H = 16
+    gt = truth(eps, C, H)[V]
+    curves = {n: psnr(open_loop(s, eps, C, H)[V], gt).mean(0) for n, s in
+              (("const_velocity", T.ConstantVelocitySession(spec, world)), ("copy_last", CopyLastSession(spec)))}
+    cfg = EvalConfig(context=C, surprise_pairs=8, surprise_steps=8)
+    pairs, missing = T.make_pairs(eps, spec.config, cfg, V, np.random.default_rng(0))
+    clips = [T.clip_steps(f, eps[p.episode], p.start, V) for p in pairs for f in (p.possible, p.impossible)]
+    sim = S.accuracy(pairs, T.sim_errors(clips, C, V, world))
+    cl = S.accuracy(pairs, S.teacher_forced_errors(CopyLastSession(spec), clips, C, V))
+    world.close()
+    print("\ncontrollability:", json.dumps(ctrl))
+    print("psnr h=1,8,16:", json.dumps({n: [round(float(c[h]), 2) for h in (0, 7, 15)] for n, c in curves.items()}))
+    print("surprise simulator:", json.dumps(sim), "\nsurprise copy-last:", json.dumps(cl), "missing:", missing)
+    assert ctrl["replay_change"] < 0.1 * ctrl["gt_change"], ctrl
+    assert curves["const_velocity"][0] > curves["copy_last"][0]
+    assert len(pairs) == 24 and sim["accuracy"] == 1.0, sim
