@@ -589,7 +589,7 @@ def test_eval_on_tabletop_fills_object_metrics(tabletop_run: tuple[Path, Path], 
     assert c["available"] and c["gt_change"] > 0 and c["ratio"] == pytest.approx(c["model_change"] / c["gt_change"])
     assert -1 <= c["direction"] <= 1 and rc["ratio"] == 1.0
     sur, ref_sur = r["surprise"], r["reference"]["surprise"]
-    assert sur["pairs"] > 0 and set(sur["per_type"]) <= {"vanish", "recolour", "teleport"}, sur
+    assert sur["pairs"] > 0 and set(sur["per_type"]) <= {"vanish", "wall", "recolour", "teleport"}, sur
     assert 0 <= sur["accuracy"] <= 1 and ref_sur["accuracy"] >= 0.9, ref_sur
     assert r["baselines"]["copy_last"]["surprise"]["pairs"] == sur["pairs"]
 

@@ -419,7 +419,7 @@ def run_surprise_frames(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
     from genworld.evaluate.baselines import CopyLastSession
 
     rng = np.random.default_rng(cfg.seed)
-    pairs, missing = T.make_pairs(episodes, spec.config, cfg, vkey, rng)
+    pairs, missing = T.make_pairs(episodes, spec.config, cfg, vkey, rng, world)
     if not pairs:
         r = unavailable("no clip pairs could be made: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
         return r, r, r
@@ -429,11 +429,12 @@ def run_surprise_frames(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
                  T.sim_errors(clips, cfg.context, vkey, world),
                  S.teacher_forced_errors(CopyLastSession(spec), clips, cfg.context, vkey)):
         r = S.accuracy(pairs, errs)
-        r["missing_types"] = {"wall": "not made on tabletop (a pass-through needs a re-rendered state, not an edit)",
-                              **missing}
+        r["missing_types"] = missing
         r["method"] = (f"teacher-forced per-step frame MSE, surprise = max over the {cfg.surprise_steps - S.EVENT} "
                        "steps from the event on; impossible clips are GT frames with one object erased (table "
-                       "painted from a clean plate of the episode), recoloured or moved 14-22 px, using gt.segmentation")
+                       "painted from a clean plate of the episode), recoloured or moved 14-22 px, using gt.segmentation; "
+                       "wall: both clips rendered from gt.bodies from the event on, the object meeting the rim kept "
+                       "at its earlier velocity in the impossible one")
         res.append(r)
     res[1]["method"] = ("the MuJoCo world itself, rebuilt from each clip's previous GT bodies (the real state, the same "
                         "in both clips) and stepped with the real action")

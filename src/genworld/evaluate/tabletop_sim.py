@@ -7,7 +7,9 @@
 * `ConstantVelocitySession`: every GT body moved on with its last GT linear velocity (no contacts, no
   friction, pose otherwise kept), placed in the world and rendered.
 * `make_pairs` / `sim_errors`: surprise pairs made by editing GT frames with `gt.segmentation` from the
-  event step on (a body erased, recoloured or moved), and the simulator's own errors on them.
+  event step on (a body erased, recoloured or moved), or, for `wall`, by rendering a body that keeps its
+  pre-contact velocity through the rim (both clips rendered from the event on), and the simulator's own
+  errors on them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from genworld.evaluate.surprise import EVENT, Pair
 
 SEG, BODIES = "gt.segmentation", "gt.bodies"
 B_X, B_Y, B_Z, B_VX, B_VY, B_VZ, B_EXISTS, B_COLOUR = 0, 1, 2, 7, 8, 9, 16, 19  # spec.BODY_COLUMNS
-KINDS = ("vanish", "recolour", "teleport")
+KINDS = ("vanish", "wall", "recolour", "teleport")
 MIN_AREA = 8  # pixels: a body edited in a surprise clip shows at least this many in every edited frame
 
 
@@ -180,17 +182,54 @@ def edit_clip(kind: str, frames: np.ndarray, seg: np.ndarray, row: int, colour: 
     return None
 
 
+def rim_hits(contacts: np.ndarray, e: int, L: int) -> list[tuple[int, int]]:
+    """(clip start, gt.bodies row) of every object that meets the rim at clip index e after two steps touching
+    nothing but the table (gt.contacts rows: fingertip, objects; columns: fingertip, objects, table, rim)."""
+    K = contacts.shape[1] - 1
+    out = []
+    for t in range(e + 1, len(contacts) - (L - e) + 1):
+        for k in range(1, K + 1):
+            free = all(contacts[u, k, :K + 1].sum() == 0 and contacts[u, k, K + 2] == 0 and contacts[u, :, k].sum() == 0
+                       for u in (t - 1, t - 2))
+            if contacts[t, k, K + 2] > 0 and free:
+                out.append((t - e, k))
+    return out
+
+
+def through_wall(world: Any, bodies: np.ndarray, row: int, e: int, video_key: str, fps: int) -> tuple[np.ndarray,
+                                                                                                         np.ndarray]:
+    """Frames (L - e, ...) from clip index e on, rendered from the GT bodies (L, K+1, columns) and from the same
+    bodies with `row` moved on with its velocity at e - 1 (pose otherwise kept): it passes through the rim."""
+    edited = bodies[e:].astype(np.float64).copy()
+    steps = np.arange(1, len(edited) + 1)[:, None]
+    edited[:, row, B_X:B_Y + 1] = bodies[e - 1, row, B_X:B_Y + 1] + bodies[e - 1, row, B_VX:B_VY + 1] * steps / fps
+    edited[:, row, B_Z] = bodies[e - 1, row, B_Z]
+    edited[:, row, 3:7] = bodies[e - 1, row, 3:7]  # orientation
+    real = np.stack([_state(world, b)["obs"][video_key] for b in bodies[e:]])
+    return real, np.stack([_state(world, b)["obs"][video_key] for b in edited])
+
+
 def make_pairs(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], cfg: EvalConfig, video_key: str,
-               rng: np.random.Generator) -> tuple[list[Pair], dict[str, str]]:
+               rng: np.random.Generator, world: Any = None) -> tuple[list[Pair], dict[str, str]]:
     """Up to cfg.surprise_pairs pairs per kind: `possible` = the GT frames (L, S, S, 3) of a clip, `impossible`
-    = the same frames with one object edited from the event on; a reason for each kind that found none."""
+    = the same frames with one object edited from the event on; a reason for each kind that found none.
+
+    `wall` needs `world` (a TabletopWorld for the spec): from the event on both clips are rendered from
+    gt.bodies, the impossible one with the object that meets the rim moving on with its earlier velocity."""
     C, L = cfg.context, cfg.context + cfg.surprise_steps
     e = C + EVENT
     pairs: list[Pair] = []
     missing: dict[str, str] = {}
     plates: dict[int, np.ndarray] = {}
+    hits = {i: rim_hits(ep["gt.contacts"], e, L) for i, ep in enumerate(episodes)} if world is not None else {}
     for kind in KINDS:
         found = 0
+        if kind == "wall":
+            found = _wall_pairs(episodes, hits, cfg, video_key, rng, world, e, pairs)
+            if not found:
+                missing[kind] = ("no object meets the rim after moving freely in the evaluated episodes" if world
+                                 is not None else "needs the tabletop world to render a pass-through")
+            continue
         order = rng.permutation(len(episodes))
         for rep in range(4 * cfg.surprise_pairs):
             if found >= cfg.surprise_pairs:
@@ -220,6 +259,28 @@ def make_pairs(episodes: list[dict[str, np.ndarray]], config: dict[str, Any], cf
         if not found:
             missing[kind] = f"no clip of {L} steps with an object in view that could be edited cleanly"
     return pairs, missing
+
+
+def _wall_pairs(episodes: list[dict[str, np.ndarray]], hits: dict[int, list[tuple[int, int]]], cfg: EvalConfig,
+                video_key: str, rng: np.random.Generator, world: Any, e: int, pairs: list[Pair]) -> int:
+    """Append up to cfg.surprise_pairs pass-through pairs (clips of visible objects meeting the rim); how many."""
+    L = cfg.context + cfg.surprise_steps
+    cands = [(i, s, k) for i in sorted(hits) for s, k in hits[i]]
+    found = 0
+    for j in rng.permutation(len(cands)):
+        if found >= cfg.surprise_pairs:
+            break
+        i, s, k = cands[int(j)]
+        ep = episodes[i]
+        if (ep[SEG][s + e - 1: s + L] == k + 1).sum((1, 2)).min() < MIN_AREA:
+            continue  # the object must be in view from the step before the event on
+        real, imp = through_wall(world, ep[BODIES][s: s + L], k, e, video_key, world.cfg.fps)
+        if np.array_equal(real, imp):
+            continue
+        frames = ep[video_key][s: s + L]
+        pairs.append(Pair("wall", i, s, k, np.concatenate([frames[:e], real]), np.concatenate([frames[:e], imp])))
+        found += 1
+    return found
 
 
 def clip_steps(frames: np.ndarray, episode: dict[str, np.ndarray], start: int, video_key: str) -> dict[str, np.ndarray]:
