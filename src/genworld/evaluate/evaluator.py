@@ -299,12 +299,22 @@ def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarra
     gt_a = _window(episodes, akey, C, H) if akey else None
     gt_t = _window(episodes, tkey, C, H) if tkey else None
     out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal}
+    return out | _score_systems(objects_eval, episodes, preds, vkey, akey, tkey, C, gt_frames, tables, contacts,
+                                seg, th, config, spec.fps, gt_a, gt_t, gt_cache)
+
+
+def _score_systems(objects_eval: Any, episodes: list[dict[str, np.ndarray]], preds: dict[str, Any], vkey: str,
+                   akey: str | None, tkey: str | None, C: int, gt_frames: np.ndarray, tables: np.ndarray,
+                   contacts: np.ndarray, seg: Any, th: Any, config: dict[str, Any], fps: float,
+                   gt_a: np.ndarray | None, gt_t: np.ndarray | None, gt_cache: list) -> dict[str, Any]:
+    """Object, physics and causality scores of every predicted system and of the ground truth ("reference")."""
+    out: dict[str, Any] = {}
     for name, p in preds.items():
         a = _with_anchor(episodes, akey, C, p[akey]) if akey and akey in p else None
         t = _with_anchor(episodes, tkey, C, p[tkey]) if tkey and tkey in p else None
         out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
-                                              seg, th, config, spec.fps, a, t, gt_a, gt_t, gt_cache)
-    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, config, spec.fps,
+                                              seg, th, config, fps, a, t, gt_a, gt_t, gt_cache)
+    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, config, fps,
                                                  gt_a, gt_t, gt_a, gt_t, gt_cache)
     return out
 
@@ -368,14 +378,8 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc}
     gt_a = _window(episodes, akey, C, H) if akey else None
     gt_t = _window(episodes, tkey, C, H) if tkey else None
-    for name, p in preds.items():
-        a = _with_anchor(episodes, akey, C, p[akey]) if akey and akey in p else None
-        t = _with_anchor(episodes, tkey, C, p[tkey]) if tkey and tkey in p else None
-        out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
-                                              seg, th, dcfg, spec.fps, a, t, gt_a, gt_t, gt_cache)
-    out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, dcfg, spec.fps,
-                                                 gt_a, gt_t, gt_a, gt_t, gt_cache)
-    return out
+    return out | _score_systems(objects_eval, episodes, preds, vkey, akey, tkey, C, gt_frames, tables, contacts,
+                                seg, th, dcfg, spec.fps, gt_a, gt_t, gt_cache)
 
 
 def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig

@@ -88,24 +88,31 @@ class Segmenter:
     def blobs(self, frame: np.ndarray) -> tuple[Blobs, float]:
         """The blobs of a frame (area >= a_min) and its palette purity (fraction of pixels on a palette colour)."""
         ids, purity = self.ids(frame)
-        flat_rgb = np.asarray(frame, np.float64).reshape(-1, 3)
-        cols, cxs, cys, areas, rgbs, pix = [], [], [], [], [], []
-        for c in np.unique(ids):
-            if c < 0:
-                continue
-            lab, n = ndimage.label(ids == c)
-            lab = lab.ravel()
-            sizes = np.bincount(lab, minlength=n + 1)
-            for j in np.nonzero(sizes[1:] >= self.th.a_min)[0] + 1:
-                p = np.flatnonzero(lab == j)
-                cols.append(int(c))
-                cxs.append(self._x[p].mean())
-                cys.append(self._y[p].mean())
-                areas.append(len(p))
-                rgbs.append(flat_rgb[p].mean(0))
-                pix.append(p)
-        return Blobs(np.asarray(cols, np.int64), np.asarray(cxs), np.asarray(cys), np.asarray(areas, np.float64),
-                     np.asarray(rgbs).reshape(-1, 3), pix), purity
+        return label_blobs(ids, frame, self._x, self._y, self.th.a_min, background=-1), purity
+
+
+def label_blobs(labels: np.ndarray, frame: np.ndarray, xs: np.ndarray, ys: np.ndarray, a_min: float,
+                background: int, colour_of: Any = None) -> Blobs:
+    """Connected components (area >= a_min) of every label but `background` of an (S, S) label map, as
+    Blobs with colour `colour_of[label]` (the label itself when None); xs, ys: flat pixel coordinates."""
+    flat_rgb = np.asarray(frame, np.float64).reshape(-1, 3)
+    cols, cxs, cys, areas, rgbs, pix = [], [], [], [], [], []
+    for c in np.unique(labels):
+        if c == background:
+            continue
+        lab, n = ndimage.label(labels == c)
+        lab = lab.ravel()
+        sizes = np.bincount(lab, minlength=n + 1)
+        for j in np.nonzero(sizes[1:] >= a_min)[0] + 1:
+            p = np.flatnonzero(lab == j)
+            cols.append(int(c if colour_of is None else colour_of[c]))
+            cxs.append(xs[p].mean())
+            cys.append(ys[p].mean())
+            areas.append(len(p))
+            rgbs.append(flat_rgb[p].mean(0))
+            pix.append(p)
+    return Blobs(np.asarray(cols, np.int64), np.asarray(cxs), np.asarray(cys), np.asarray(areas, np.float64),
+                 np.asarray(rgbs).reshape(-1, 3), pix)
 
 
 FIELDS = ("gt_present", "present", "cx", "cy", "area", "de", "iou", "matched", "gt_cx", "gt_cy", "gt_area",

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from genworld.evaluate.config import Thresholds
-from genworld.evaluate.objects import Blobs, rgb_to_lab
+from genworld.evaluate.objects import Blobs, label_blobs, rgb_to_lab
 
 SEG_KEY, BODIES_KEY = "gt.segmentation", "gt.bodies"
 # gt.bodies columns (worlds.tabletop.spec.BODY_COLUMNS)
@@ -188,24 +188,7 @@ class ProbeSegmenter:
         if labels.max(initial=0) >= len(self.colour_of):
             raise ValueError(f"probe segmentation: label {int(labels.max())} beyond the {len(self.colour_of) - 1} "
                              "bodies of the world (1 fingertip, 2.. objects)")
-        flat_rgb = np.asarray(frame, np.float64).reshape(-1, 3)
-        cols, cxs, cys, areas, rgbs, pix = [], [], [], [], [], []
-        for c in np.unique(labels):
-            if c == 0:
-                continue
-            lab, n = ndimage.label(labels == c)
-            lab = lab.ravel()
-            sizes = np.bincount(lab, minlength=n + 1)
-            for j in np.nonzero(sizes[1:] >= self.th.a_min)[0] + 1:
-                p = np.flatnonzero(lab == j)
-                cols.append(int(self.colour_of[c]))
-                cxs.append(self._x[p].mean())
-                cys.append(self._y[p].mean())
-                areas.append(len(p))
-                rgbs.append(flat_rgb[p].mean(0))
-                pix.append(p)
-        return Blobs(np.asarray(cols, np.int64), np.asarray(cxs), np.asarray(cys), np.asarray(areas, np.float64),
-                     np.asarray(rgbs).reshape(-1, 3), pix)
+        return label_blobs(labels, frame, self._x, self._y, self.th.a_min, background=0, colour_of=self.colour_of)
 
     def gt_blobs(self, frames: np.ndarray, segmentation: np.ndarray) -> list[Blobs]:
         """Blobs of GT frames (T, S, S, 3) read from their `gt.segmentation` (T, S, S): the exact masks."""
