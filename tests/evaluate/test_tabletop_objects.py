@@ -39,6 +39,7 @@ from genworld.evaluate.probe import (
     probe_accuracy,
     rim_walls,
 )
+from genworld.evaluate.tabletop_sim import body_mask, clean_plate, erase_body, table_pixels
 
 pytest.importorskip("mujoco", reason="tabletop needs mujoco (pip install 'genworld[mujoco]')")
 pytestmark = pytest.mark.gl
@@ -71,18 +72,6 @@ def fit_on(episodes: list[dict[str, np.ndarray]], config: dict[str, Any]):
     return fit_probe(frames, labels, len(config["palette"]) + 1)
 
 
-def clean_plate(ep: dict[str, np.ndarray]) -> np.ndarray:
-    """(S, S, 3) the scene without bodies: per pixel the median over frames where it shows scene; pixels a
-    body covers in every frame, and the 2-pixel fringe around them (its blurred edge never leaves), take the
-    nearest other pixel's value."""
-    f, s = ep[V].astype(np.float64), ep[SEG] == 0
-    plate = np.where(s[..., None], f, np.nan)
-    seen = ~ndimage.binary_dilation(~s.any(0), iterations=2)
-    plate = np.nanmedian(np.where(seen[None, ..., None], plate, 0.0), 0)
-    idx = ndimage.distance_transform_edt(~seen, return_distances=False, return_indices=True)
-    return plate[idx[0], idx[1]]
-
-
 def make_setup(n_fit: int, n_cal: int, n_test: int) -> Setup:
     """Probe fitted on n_fit episodes of 48 steps, calibrated on n_cal of 64, tested on n_test others of 64."""
     spec, fit = collect("tabletop", n_fit, 48, seed=FIT_SEED, policy="mixed")
@@ -97,7 +86,7 @@ def make_setup(n_fit: int, n_cal: int, n_test: int) -> Setup:
         s.contacts.append(body_contacts(ep["gt.contacts"]))
         s.gt_blobs.append(s.seg.gt_blobs(ep[V], ep[SEG]))
         s.gt_tracks.append(track_episode(ep[V], ep[V], s.tables[-1], s.seg, s.gt_blobs[-1]))
-        s.plates.append(clean_plate(ep))
+        s.plates.append(clean_plate(ep[V], ep[SEG]))
     return s
 
 
@@ -198,23 +187,6 @@ class Case:
     check: Callable[[dict[str, np.ndarray]], bool]
 
 
-def _mask(seg: np.ndarray, label: int) -> np.ndarray:
-    """The body's pixels and a two-pixel rim of scene around them (its blurred edge)."""
-    return ndimage.binary_dilation(seg == label, iterations=2) & ((seg == label) | (seg == 0))
-
-
-def _erase(frame: np.ndarray, seg: np.ndarray, label: int, plate: np.ndarray) -> np.ndarray:
-    out = frame.copy()
-    m = _mask(seg, label)
-    out[m] = plate[m].round().astype(np.uint8)
-    return out
-
-
-def _table_pixels(plate: np.ndarray, config: dict[str, Any]) -> np.ndarray:
-    """(S, S) bool: the plate shows the table top there (not rim or floor)."""
-    return np.abs(plate - np.asarray(config["background"], np.float64)).max(-1) < 30
-
-
 def case_remove(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> Case | None:
     """Body k erased (the table painted over it) for 1-3 frames."""
     ep, tr = s.test[i], s.gt_tracks[i]
@@ -223,7 +195,7 @@ def case_remove(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> 
         return None
     win = ep[V][t0 - PRE: t0 + POST].copy()
     for j in range(PRE, PRE + dur):
-        win[j] = _erase(win[j], ep[SEG][t0 - PRE + j], k + 1, s.plates[i])
+        win[j] = erase_body(win[j], ep[SEG][t0 - PRE + j], k + 1, s.plates[i])
     return Case(win, lambda f: bool(f["vanish"][PRE: PRE + dur, k].all()))
 
 
@@ -237,12 +209,12 @@ def case_teleport(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -
     off = np.array([tr["gt_cx"][t0 - 1, k], tr["gt_cy"][t0 - 1, k]]) + d * np.array([np.cos(ang), np.sin(ang)])
     off = np.round(off - [tr["gt_cx"][t0, k], tr["gt_cy"][t0, k]]).astype(int)
     dx, dy = int(off[0]), int(off[1])
-    table = _table_pixels(s.plates[i], s.config)
+    table = table_pixels(s.plates[i], s.config)
     S = table.shape[0]
     win = ep[V][t0 - PRE: t0 + POST].copy()
     for j in range(PRE, PRE + POST):
         seg = ep[SEG][t0 - PRE + j]
-        ys, xs = np.nonzero(_mask(seg, k + 1))
+        ys, xs = np.nonzero(body_mask(seg, k + 1))
         ty, tx = ys + dy, xs + dx
         if not ((0 <= tx) & (tx < S) & (0 <= ty) & (ty < S)).all():
             return None
@@ -250,7 +222,7 @@ def case_teleport(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -
         if not table[ty, tx].all() or near[ty, tx].any():
             return None  # the body must land on bare table, clear of the others
         src = win[j][ys, xs].copy()
-        win[j] = _erase(win[j], seg, k + 1, s.plates[i])
+        win[j] = erase_body(win[j], seg, k + 1, s.plates[i])
         win[j][ty, tx] = src
     return Case(win, lambda f: bool(f["teleport"][PRE, k]))
 
@@ -267,7 +239,7 @@ def case_recolour(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -
     ratio = pal[other] / np.maximum(pal[own], 1.0)
     win = ep[V][t0 - PRE: t0 + POST].copy()
     for j in range(PRE, PRE + dur):
-        m = _mask(ep[SEG][t0 - PRE + j], k + 1) & (ep[SEG][t0 - PRE + j] == k + 1)
+        m = body_mask(ep[SEG][t0 - PRE + j], k + 1) & (ep[SEG][t0 - PRE + j] == k + 1)
         win[j][m] = np.clip(win[j][m] * ratio, 0, 255).round().astype(np.uint8)
     return Case(win, lambda f: bool(f["colour"][PRE: PRE + dur, k].all()))
 
@@ -277,7 +249,7 @@ def _paste(win: np.ndarray, seg: np.ndarray, label: int, dx: int, dy: int, table
     """Copy body `label` of a frame (with its 2-pixel rim) dx, dy pixels away, in place; False (frame
     untouched) unless every target pixel lies on bare table in `free`."""
     S = table.shape[0]
-    ys, xs = np.nonzero(_mask(seg, label))
+    ys, xs = np.nonzero(body_mask(seg, label))
     ty, tx = ys + dy, xs + dx
     if not ((0 <= tx) & (tx < S) & (0 <= ty) & (ty < S)).all() or not (table[ty, tx] & free[ty, tx]).all():
         return False
@@ -293,7 +265,7 @@ def case_spawn(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> C
         return None
     ang, d = rng.uniform(0, 2 * np.pi), rng.uniform(10, 20)
     dx, dy = int(round(d * np.cos(ang))), int(round(d * np.sin(ang)))
-    table = _table_pixels(s.plates[i], s.config)
+    table = table_pixels(s.plates[i], s.config)
     win = ep[V][t0 - PRE: t0 + POST].copy()
     for j in range(PRE, PRE + dur):
         seg = ep[SEG][t0 - PRE + j]
@@ -309,7 +281,7 @@ def case_resize(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> 
     if k == 0 or not tr["gt_present"][t0: t0 + dur, k].all():
         return None  # the fingertip gets no size check (thresholds.size_skip)
     scale = rng.uniform(0.55, 0.75) if rng.random() < 0.5 else rng.uniform(1.35, 1.7)
-    table = _table_pixels(s.plates[i], s.config)
+    table = table_pixels(s.plates[i], s.config)
     S = table.shape[0]
     yy, xx = np.mgrid[0:S, 0:S]
     win = ep[V][t0 - PRE: t0 + POST].copy()
@@ -323,7 +295,7 @@ def case_resize(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> 
         if (body & ~(table | (seg == k + 1))).any() or (body & others).any():
             return None
         src = win[j][sy, sx]
-        win[j] = _erase(win[j], seg, k + 1, s.plates[i])
+        win[j] = erase_body(win[j], seg, k + 1, s.plates[i])
         win[j][body] = src[body]
     return Case(win, lambda f: bool(f["size"][PRE: PRE + dur, k].any()))
 
@@ -338,7 +310,7 @@ def case_overlap(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) ->
         return None
     ang = rng.uniform(0, 2 * np.pi)
     frac = rng.uniform(0.3, 0.75)
-    table = _table_pixels(s.plates[i], s.config)
+    table = table_pixels(s.plates[i], s.config)
     win = ep[V][t0 - PRE: t0 + POST].copy()
     for j in range(PRE, PRE + dur):
         t, seg = t0 - PRE + j, ep[SEG][t0 - PRE + j]
@@ -347,7 +319,7 @@ def case_overlap(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) ->
         dx, dy = (int(v) for v in np.round(to - [tr["gt_cx"][t, b], tr["gt_cy"][t, b]]))
         others = ndimage.binary_dilation((seg > 0) & (seg != k + 1) & (seg != b + 1), iterations=2)
         moved = win[j].copy()
-        moved = _erase(moved, seg, b + 1, s.plates[i])
+        moved = erase_body(moved, seg, b + 1, s.plates[i])
         if not _paste_from(moved, win[j], seg, b + 1, dx, dy, table | (seg == k + 1), ~others):
             return None
         left = (seg == k + 1) & ~np.roll(np.roll(seg == b + 1, dy, 0), dx, 1)
@@ -385,12 +357,12 @@ def case_energy(s: Setup, i: int, t0: int, k: int, rng: np.random.Generator) -> 
     if np.hypot(*vel) < 1.0:
         return None
     gain = rng.uniform(1.5, 2.5) - 1
-    table = _table_pixels(s.plates[i], s.config)
+    table = table_pixels(s.plates[i], s.config)
     win = ep[V][span].copy()
     for j in range(PRE, PRE + POST):
         seg = ep[SEG][t0 - PRE + j]
         dx, dy = (int(v) for v in np.round(gain * vel * (j - PRE + 1)))
-        moved = _erase(win[j], seg, k + 1, s.plates[i])
+        moved = erase_body(win[j], seg, k + 1, s.plates[i])
         free = ~ndimage.binary_dilation((seg > 0) & (seg != k + 1), iterations=2)
         if not _paste_from(moved, win[j], seg, k + 1, dx, dy, table | (seg == k + 1), free):
             return None

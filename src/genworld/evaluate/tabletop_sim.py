@@ -128,14 +128,14 @@ def body_mask(seg: np.ndarray, label: int) -> np.ndarray:
     return ndimage.binary_dilation(seg == label, iterations=2) & ((seg == label) | (seg == 0))
 
 
-def _erase(frame: np.ndarray, seg: np.ndarray, label: int, plate: np.ndarray) -> np.ndarray:
+def erase_body(frame: np.ndarray, seg: np.ndarray, label: int, plate: np.ndarray) -> np.ndarray:
     out = frame.copy()
     m = body_mask(seg, label)
     out[m] = plate[m].round().astype(np.uint8)
     return out
 
 
-def _table(plate: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+def table_pixels(plate: np.ndarray, config: dict[str, Any]) -> np.ndarray:
     """(S, S) bool: the plate shows the table top there (not rim or floor)."""
     return np.abs(plate - np.asarray(config["background"], np.float64)).max(-1) < 30
 
@@ -148,7 +148,7 @@ def edit_clip(kind: str, frames: np.ndarray, seg: np.ndarray, row: int, colour: 
     out = frames.copy()
     if kind == "vanish":
         for t in range(e, len(frames)):
-            out[t] = _erase(frames[t], seg[t], label, plate)
+            out[t] = erase_body(frames[t], seg[t], label, plate)
         return out
     if kind == "recolour":
         pal = np.asarray(config["palette"], np.float64)
@@ -159,7 +159,7 @@ def edit_clip(kind: str, frames: np.ndarray, seg: np.ndarray, row: int, colour: 
             out[t][m] = np.clip(frames[t][m] * ratio, 0, 255).round().astype(np.uint8)
         return out
     # teleport: the body's pixels moved 14-22 px onto bare table, clear of the others, for every frame from e on
-    table = _table(plate, config)
+    table = table_pixels(plate, config)
     S = table.shape[0]
     for _ in range(12):
         ang, d = rng.uniform(0, 2 * np.pi), rng.uniform(14, 22)
@@ -174,7 +174,7 @@ def edit_clip(kind: str, frames: np.ndarray, seg: np.ndarray, row: int, colour: 
                 ok = False
                 break
             src = frames[t][ys, xs].copy()
-            out[t] = _erase(frames[t], seg[t], label, plate)
+            out[t] = erase_body(frames[t], seg[t], label, plate)
             out[t][ty, tx] = src
         if ok:
             return out
