@@ -1,10 +1,11 @@
 """The quality bar of the tiny preset on bounce (slow: about 11 minutes on 2 cores, run it alone).
 
-`tiny` trained at most 10 minutes on 256 bounce episodes of 96 steps (3 objects), then measured on 48
-held-out episodes never seen in training (other seeds; 480 windows, so that rare contacts are counted
-in the hundreds); context 4, open loop with the true actions for 16 steps. Frames beat copy-last at every horizon and by 3 dB at h = 1, proprio
-error stays below copy-last, touch contact F1 over h = 1..4 is at least 0.5, and a 500-step
-free-running rollout stays finite and bounded. The numbers are printed (pytest -s) and written to
+`tiny` trained on 2048 bounce episodes of 96 steps (3 objects) in at most 10 minutes of wall time for
+the whole run, then measured on 48 held-out episodes never seen in training (other seeds; 480
+windows, so that rare contacts are counted in the hundreds); context 4, open loop with the true
+actions for 16 steps. Frames beat copy-last at every horizon and by 3 dB at h = 1, proprio error
+stays below copy-last, touch contact F1 over h = 1..4 is at least 0.5, and a 500-step free-running
+rollout stays finite and bounded. The numbers are printed (pytest -s) and written to
 $GENWORLD_QUALITY_OUT when that is set.
 """
 
@@ -12,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-MINUTES = 9.5
-EPISODES = 256  # x 96 steps, collected in under a minute; with 64 the dynamics fit them too closely (docs/model.md)
+MINUTES = 8.5  # the training clock; with the token cache, validation and contact calibration, under 10 minutes of wall time
+EPISODES = 2048  # x 96 steps, collected in about 90 s; with fewer the model learns the training contacts by heart (docs/model.md)
 HELD_OUT = 48  # episodes from seeds the training never saw
 
 
@@ -55,8 +57,10 @@ def test_tiny_on_bounce_beats_copy_last_and_stays_bounded(tmp_path) -> None:
     cfg.train.max_minutes = MINUTES
     cfg.train.tok_steps = cfg.train.dyn_steps = 10**9  # the clock decides
     run = tmp_path / "run"
+    t0 = time.perf_counter()
     res = train_run(cfg, store, run, False, DistInfo(), progress=False)
-    assert res["elapsed_s"] <= 10 * 60
+    wall = time.perf_counter() - t0
+    assert wall <= 10 * 60, wall  # everything train_run does, not only the clocked steps
 
     session = WorldSession.load(run)
     split = json.loads((run / "split.json").read_text())
@@ -67,7 +71,7 @@ def test_tiny_on_bounce_beats_copy_last_and_stays_bounded(tmp_path) -> None:
                   touch_threshold=thr)
     ctx = {k: v[None, :4] for k, v in store.window(split["val"][0], 0, 4).items()}
     fr = free_run(WorldSession.load(run, temperature=1.0, seed=0), ctx, steps=500)
-    report = {"train_s": res["elapsed_s"], "steps": res.get("global_step"), "held_out_episodes": HELD_OUT,
+    report = {"train_s": res["elapsed_s"], "wall_s": wall, "steps": res.get("global_step"), "held_out_episodes": HELD_OUT,
               "contact_calibration": json.loads((run / "calibration.json").read_text())["contact"], **q,
               "free_run": fr}
     print(json.dumps(report, indent=1))

@@ -110,7 +110,7 @@ def free_run(session: Any, context: dict[str, np.ndarray], steps: int = 500, see
 
 def calibrate_contact(session: Any, store: EpisodeStore, episodes: list[int], stats: dict[str, Any],
                       context: int = 4, horizon: int = 4, stride: int = 8,
-                      grid: tuple[float, ...] = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)) -> dict[str, Any]:
+                      grid: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)) -> dict[str, Any]:
     """Choose, per touch key, the contact probability above which a predicted taxel is on.
 
     A model trained on rare contacts is under-confident, so 0.5 misses most of them. On `episodes` (training

@@ -13,7 +13,11 @@ class TokenCache:
     """Per key, the tokens of every episode concatenated in time: (N_steps, ...) plus episode offsets."""
 
     def __init__(self, tokens: dict[str, torch.Tensor], offsets: list[int]) -> None:
-        self.tokens, self.offsets = tokens, offsets
+        # Code indices are small: kept as uint8 (an eighth of int64's memory) and widened per batch.
+        self.dtypes = {k: v.dtype for k, v in tokens.items()}
+        self.tokens = {k: (v.to(torch.uint8) if not v.is_floating_point() and v.numel() and 0 <= v.min()
+                           and v.max() < 256 else v) for k, v in tokens.items()}
+        self.offsets = offsets
 
     @classmethod
     @torch.no_grad()
@@ -41,4 +45,4 @@ class TokenCache:
             raise ValueError("no windows to gather")
         starts = np.array([self.offsets[e] + s for e, s in windows])
         idx = torch.as_tensor(starts[:, None] + np.arange(length)[None])  # (B, L)
-        return {k: v[idx.to(v.device)] for k, v in self.tokens.items()}
+        return {k: v[idx.to(v.device)].to(self.dtypes[k]) for k, v in self.tokens.items()}
