@@ -100,7 +100,7 @@ def test_constant_velocity_moves_bodies_and_renders_them(data) -> None:
     sess = T.ConstantVelocitySession(spec, world)
     sess.reset({k: np.stack([ep[k][:C] for ep in eps]) for k in eps[0]})
     out = sess.step(np.zeros((len(eps), 2), np.float32))
-    np.testing.assert_allclose(sess.bodies[0, :, :3], b[:, :3] + b[:, 7:10] / spec.fps, atol=1e-5)
+    np.testing.assert_allclose(sess.state[0, :, :3], b[:, :3] + b[:, 7:10] / spec.fps, atol=1e-5)
     moved = b[0, [0, 1, 7, 8]] + np.r_[b[0, 7:9] / spec.fps, 0, 0]
     np.testing.assert_allclose(out["observation.state"][0], moved, atol=1e-6)
     moving = np.abs(np.stack([ep["gt.bodies"][C - 1, :, 7:9] for ep in eps])).max() > 0.05

@@ -51,45 +51,57 @@ class CopyLastSession:
         self.last = {k: np.repeat(v, n, axis=0) for k, v in self.last.items()}
 
 
-class ConstantVelocitySession(CopyLastSession):
-    """Moves every GT disc on with its last GT velocity (no walls, no collisions) and renders it (bounce only)."""
+class GroundTruthStateSession(CopyLastSession):
+    """Copy-last plus a per-future ground-truth state table (`state_key`, its last context row) that a
+    subclass moves on in `step`; observing, snapshots and branching keep the table with the frames."""
+
+    state_key = ""
 
     def __init__(self, spec: WorldSpec) -> None:
         super().__init__(spec)
-        if "gt.objects" not in spec:
-            raise ValueError(f"constant-velocity baseline: world {spec.name!r} has no gt.objects table")
-        from genworld.worlds.bounce.render import Painter
-
-        self.painter = Painter(spec.config)
+        if self.state_key not in spec:
+            raise ValueError(f"constant-velocity baseline: world {spec.name!r} has no {self.state_key}")
         self.video = spec.of_kind("video")[0].key
-        self.tables = np.zeros((0,))
+        self.state = np.zeros((0,))
 
     def reset(self, context: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if "gt.objects" not in context:
-            raise ValueError("constant-velocity baseline: the context lacks gt.objects")
-        self.tables = np.asarray(context["gt.objects"], np.float64)[:, -1].copy()  # (B, K, 10)
+        if self.state_key not in context:
+            raise ValueError(f"constant-velocity baseline: the context lacks {self.state_key}")
+        self.state = np.asarray(context[self.state_key], np.float64)[:, -1].copy()  # (B, rows, columns)
         return super().reset(context)
-
-    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
-        out = super().step(action)
-        self.tables[..., 0:2] += self.tables[..., 2:4]
-        out[self.video] = np.stack([self.painter.paint(t) for t in self.tables])
-        for m in self.spec.of_kind("proprio"):
-            if m.names[:4] == ("x", "y", "vx", "vy"):
-                out[m.key] = self.tables[:, 0, :4].astype(np.float32)
-        return out
 
     def observe(self, obs: dict[str, np.ndarray]) -> None:
         super().observe(obs)
-        if "gt.objects" in obs:
-            self.tables = np.asarray(obs["gt.objects"], np.float64).copy()
+        if self.state_key in obs:
+            self.state = np.asarray(obs[self.state_key], np.float64).copy()
 
     def snapshot(self) -> Any:
-        return copy.deepcopy((self.last, self.tables))
+        return copy.deepcopy((self.last, self.state))
 
     def restore(self, snap: Any) -> None:
-        self.last, self.tables = copy.deepcopy(snap)
+        self.last, self.state = copy.deepcopy(snap)
 
     def expand(self, n: int) -> None:
         super().expand(n)
-        self.tables = np.repeat(self.tables, n, axis=0)
+        self.state = np.repeat(self.state, n, axis=0)
+
+
+class ConstantVelocitySession(GroundTruthStateSession):
+    """Moves every GT disc on with its last GT velocity (no walls, no collisions) and renders it (bounce only)."""
+
+    state_key = "gt.objects"
+
+    def __init__(self, spec: WorldSpec) -> None:
+        super().__init__(spec)
+        from genworld.worlds.bounce.render import Painter
+
+        self.painter = Painter(spec.config)
+
+    def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
+        out = super().step(action)
+        self.state[..., 0:2] += self.state[..., 2:4]
+        out[self.video] = np.stack([self.painter.paint(t) for t in self.state])
+        for m in self.spec.of_kind("proprio"):
+            if m.names[:4] == ("x", "y", "vx", "vy"):
+                out[m.key] = self.state[:, 0, :4].astype(np.float32)
+        return out

@@ -386,7 +386,6 @@ def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vk
                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """(model, simulator reference, copy-last) surprise accuracies on matched possible/impossible pairs."""
     from genworld.evaluate import surprise as S
-    from genworld.evaluate.baselines import CopyLastSession
     from genworld.worlds.bounce import world_from_spec_config
     from genworld.worlds.bounce.render import Painter
 
@@ -400,17 +399,30 @@ def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vk
     for p in pairs:
         for tab in (p.possible, p.impossible):
             clips.append(S.clip_steps(tab, episodes[p.episode], p.start, vkey, painter))
-    res = []
     world = world_from_spec_config(spec.config, spec.name)
-    for errs in (S.teacher_forced_errors(sess, clips, cfg.context, vkey),
-                 S.sim_errors(clips, cfg.context, vkey, world),
+    return _surprise_systems(sess, spec, pairs, missing, clips, cfg, vkey,
+                             S.sim_errors(clips, cfg.context, vkey, world),
+                             "pairs edited from GT tables and re-rendered",
+                             "the simulator itself, stepped from each clip's previous GT table (an ideal predictor)")
+
+
+def _surprise_systems(sess: Any, spec: Any, pairs: list[Any], missing: dict[str, str], clips: list[Any],
+                      cfg: EvalConfig, vkey: str, sim_errs: Any, edits: str, sim_method: str
+                      ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(model, simulator, copy-last) surprise accuracies on the same clip pairs; `edits` says how the
+    impossible clips were made and `sim_method` what the simulator reference is."""
+    from genworld.evaluate import surprise as S
+    from genworld.evaluate.baselines import CopyLastSession
+
+    res = []
+    for errs in (S.teacher_forced_errors(sess, clips, cfg.context, vkey), sim_errs,
                  S.teacher_forced_errors(CopyLastSession(spec), clips, cfg.context, vkey)):
         r = S.accuracy(pairs, errs)
         r["missing_types"] = missing
         r["method"] = (f"teacher-forced per-step frame MSE, surprise = max over the {cfg.surprise_steps - S.EVENT} "
-                       "steps from the event on; pairs edited from GT tables and re-rendered")
+                       f"steps from the event on; {edits}")
         res.append(r)
-    res[1]["method"] = "the simulator itself, stepped from each clip's previous GT table (an ideal predictor)"
+    res[1]["method"] = sim_method
     return res[0], res[1], res[2]
 
 
@@ -418,9 +430,7 @@ def run_surprise_frames(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
                         world: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """Tabletop: (model, simulator reference, copy-last) surprise accuracies on pairs of GT clips, the impossible
     one edited with gt.segmentation from the event on."""
-    from genworld.evaluate import surprise as S
     from genworld.evaluate import tabletop_sim as T
-    from genworld.evaluate.baselines import CopyLastSession
 
     rng = np.random.default_rng(cfg.seed)
     pairs, missing = T.make_pairs(episodes, spec.config, cfg, vkey, rng, world)
@@ -428,21 +438,13 @@ def run_surprise_frames(sess: Any, episodes: list[dict[str, np.ndarray]], spec: 
         r = unavailable("no clip pairs could be made: " + "; ".join(f"{k}: {v}" for k, v in missing.items()))
         return r, r, r
     clips = [T.clip_steps(f, episodes[p.episode], p.start, vkey) for p in pairs for f in (p.possible, p.impossible)]
-    res = []
-    for errs in (S.teacher_forced_errors(sess, clips, cfg.context, vkey),
-                 T.sim_errors(clips, cfg.context, vkey, world),
-                 S.teacher_forced_errors(CopyLastSession(spec), clips, cfg.context, vkey)):
-        r = S.accuracy(pairs, errs)
-        r["missing_types"] = missing
-        r["method"] = (f"teacher-forced per-step frame MSE, surprise = max over the {cfg.surprise_steps - S.EVENT} "
-                       "steps from the event on; impossible clips are GT frames with one object erased (table "
-                       "painted from a clean plate of the episode), recoloured or moved 14-22 px, using gt.segmentation; "
-                       "wall: both clips rendered from gt.bodies from the event on, the object meeting the rim kept "
-                       "at its earlier velocity in the impossible one")
-        res.append(r)
-    res[1]["method"] = ("the MuJoCo world itself, rebuilt from each clip's previous GT bodies (the real state, the same "
-                        "in both clips) and stepped with the real action")
-    return res[0], res[1], res[2]
+    return _surprise_systems(
+        sess, spec, pairs, missing, clips, cfg, vkey, T.sim_errors(clips, cfg.context, vkey, world),
+        "impossible clips are GT frames with one object erased (table painted from a clean plate of the episode), "
+        "recoloured or moved 14-22 px, using gt.segmentation; wall: both clips rendered from gt.bodies from the "
+        "event on, the object meeting the rim kept at its earlier velocity in the impossible one",
+        "the MuJoCo world itself, rebuilt from each clip's previous GT bodies (the real state, the same in both "
+        "clips) and stepped with the real action")
 
 
 def run_controllability(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig,

@@ -14,14 +14,13 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-from genworld.evaluate.baselines import CopyLastSession
+from genworld.evaluate.baselines import GroundTruthStateSession
 from genworld.evaluate.config import EvalConfig
 from genworld.evaluate.surprise import EVENT, Pair
 
@@ -66,47 +65,24 @@ def sim_rollouts(world: Any, episodes: list[dict[str, np.ndarray]], context: int
     return np.stack(runs[0]), np.stack(runs[1])
 
 
-class ConstantVelocitySession(CopyLastSession):
+class ConstantVelocitySession(GroundTruthStateSession):
     """Moves every GT body on with its last GT linear velocity (no contacts) and renders it in the tabletop world."""
+
+    state_key = BODIES
 
     def __init__(self, spec: Any, world: Any | None = None) -> None:
         super().__init__(spec)
-        if BODIES not in spec:
-            raise ValueError(f"constant-velocity baseline: world {spec.name!r} has no gt.bodies")
         self.world = world if world is not None else world_for(spec)
-        self.video = spec.of_kind("video")[0].key
         self.dt = 1.0 / spec.fps
-        self.bodies = np.zeros((0,))
-
-    def reset(self, context: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if BODIES not in context:
-            raise ValueError("constant-velocity baseline: the context lacks gt.bodies")
-        self.bodies = np.asarray(context[BODIES], np.float64)[:, -1].copy()  # (B, K+1, columns)
-        return super().reset(context)
 
     def step(self, action: np.ndarray) -> dict[str, np.ndarray]:
         out = super().step(action)
-        self.bodies[..., B_X:B_Z + 1] += self.bodies[..., B_VX:B_VZ + 1] * self.dt
-        out[self.video] = np.stack([_state(self.world, b)["obs"][self.video] for b in self.bodies])
+        self.state[..., B_X:B_Z + 1] += self.state[..., B_VX:B_VZ + 1] * self.dt
+        out[self.video] = np.stack([_state(self.world, b)["obs"][self.video] for b in self.state])
         for m in self.spec.of_kind("proprio"):
             if m.names[:4] == ("x", "y", "vx", "vy"):
-                out[m.key] = self.bodies[:, 0, [B_X, B_Y, B_VX, B_VY]].astype(np.float32)
+                out[m.key] = self.state[:, 0, [B_X, B_Y, B_VX, B_VY]].astype(np.float32)
         return out
-
-    def observe(self, obs: dict[str, np.ndarray]) -> None:
-        super().observe(obs)
-        if BODIES in obs:
-            self.bodies = np.asarray(obs[BODIES], np.float64).copy()
-
-    def snapshot(self) -> Any:
-        return copy.deepcopy((self.last, self.bodies))
-
-    def restore(self, snap: Any) -> None:
-        self.last, self.bodies = copy.deepcopy(snap)
-
-    def expand(self, n: int) -> None:
-        super().expand(n)
-        self.bodies = np.repeat(self.bodies, n, axis=0)
 
 
 # ---- surprise: impossible clips edited from GT frames ---------------------------------------------------
