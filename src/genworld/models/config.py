@@ -40,6 +40,9 @@ class WorldModelConfig:
     contact_threshold: float = 0.5  # a taxel is in contact when its predicted contact probability exceeds this
     contact_pos_weight: float = 1.0  # weight of contact (positive) taxels in the contact loss; contacts are rare
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
+    contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
+    contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)
+    contact_reader_mix: float = 0.5  # share of training windows whose codes the reader reads are the dynamics' own predictions
     loss_weights: dict[str, float] = field(default_factory=lambda: {
         "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
 

@@ -75,3 +75,38 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         logs["done/bce"] = loss.item()
     logs["loss"] = float(total.detach()) if torch.is_tensor(total) else float(total)
     return total, logs
+
+
+def contact_reader_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                          gen: torch.Generator | None = None, rows: slice | None = None,
+                          global_batch: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The contact readers' loss on the last k steps t of each window (T >= 3): codes of t and t-1 -> contacts of t+1.
+
+    In training (`gen` given), a `contact_reader_mix` share of the windows gives the reader the dynamics'
+    own estimate of step t's codes instead of the true ones (detached), as it will read in rollouts. The
+    draw is made for `global_batch` rows and sliced, so data-parallel ranks split one process's batch.
+    """
+    cfg, w = model.cfg, model.cfg.loss_weights
+    B, T = tokens[model.action.key].shape[:2]
+    k = max(1, min(T - 2, -(-cfg.contact_reader_samples // B)))
+    now_s, before_s = slice(T - 1 - k, T - 1), slice(T - 2 - k, T - 2)  # t = T-1-k .. T-2, all >= 1
+    key = model.videos[0].key
+    values = model.code_values(tokens, key)
+    now, before = values[:, now_s], values[:, before_s]
+    if gen is not None and cfg.contact_reader_mix > 0:
+        G, rows = (global_batch or B), (rows or slice(0, B))
+        mix = (torch.rand(G, generator=gen) < cfg.contact_reader_mix)[rows].to(now.device)
+        own = model.predicted_values(pred, key)[:, before_s].detach()  # predicted at t-1: step t's values
+        now = torch.where(mix[:, None, None, None, None], own, now)
+    cond = model.reader_cond(tokens)[:, now_s].flatten(0, 1)
+    total: Any = 0.0
+    logs: dict[str, float] = {}
+    for m in model.touches:
+        logit = model.reader[m.key.replace(".", "__")](now.flatten(0, 1), before.flatten(0, 1), cond).view(B, k, -1)
+        raw_thr = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")
+        contact = (tokens[m.key][:, T - k:] > raw_thr).float()  # (B, k, n): steps t+1
+        pos_weight = logit.new_tensor(cfg.contact_pos_weight)
+        loss = F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
+        total = total + w.get("touch", 1.0) * loss
+        logs[f"{m.key}/reader_bce"] = loss.item()
+    return total, logs

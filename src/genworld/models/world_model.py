@@ -21,14 +21,17 @@ from dataclasses import replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genworld.models.audio_tokenizer import AudioTokenizer
 from genworld.models.config import WorldModelConfig
+from genworld.models.contact_reader import ContactReader
 from genworld.models.dynamics import Dynamics, KVCache
 from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
+from genworld.models.sampling import MEAN_SUFFIX, expected_values
 from genworld.models.video_codes import VideoCodeIO
 from genworld.spec import WorldSpec
 
@@ -108,6 +111,14 @@ class WorldModel(nn.Module):
         self.tokens_per_step = s
         self.slot_emb = nn.Parameter(torch.randn(s, D) * 0.02)
         self.dynamics = Dynamics(cfg.dynamics)
+        # Optional, per touch key: a convolutional contact reader on the first camera's code grid, whose
+        # probability is averaged with the touch head's at inference.
+        self.reader = nn.ModuleDict()
+        if cfg.contact_reader > 0 and self.videos:
+            tok = self.image_tok[mkey(self.videos[0].key)]
+            cond = (a.n_choices if a.discrete else math.prod(a.shape)) + sum(math.prod(m.shape) for m in self.proprios)
+            for m in self.touches:
+                self.reader[mkey(m.key)] = ContactReader(tok.fsq.dim, cond, math.prod(m.shape), cfg.contact_reader)
         self.reward_head = nn.Linear(D, 1) if self.reward_key else None
         self.done_head = nn.Linear(D, 1) if self.done_key else None
 
@@ -236,17 +247,65 @@ class WorldModel(nn.Module):
             pred[self.done_key] = self.done_head(ha)[..., 0]
         return pred
 
+    # ---- contact reader ---------------------------------------------------------------------
+    def code_values(self, tokens: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+        """A camera's code values (B, T, h, w, C): the expected values where a rollout left them, else the codes'."""
+        if key + MEAN_SUFFIX in tokens:
+            return tokens[key + MEAN_SUFFIX]
+        return self.image_tok[mkey(key)].fsq.values(tokens[key])
+
+    def predicted_values(self, pred: dict[str, torch.Tensor], key: str) -> torch.Tensor:
+        """The dynamics' estimate of the next step's code values (B, T, h, w, C), from its predictions (B, T, ...)."""
+        tok = self.image_tok[mkey(key)]
+        v = (pred[key + "#values"].clamp(-1, 1) if key + "#values" in pred else expected_values(pred[key], tok.fsq.levels))
+        return v.reshape(*v.shape[:2], *tok.cfg.grid, tok.fsq.dim)
+
+    def reader_cond(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, c): the step's action (one-hot when discrete) and proprio tokens, the contact reader's conditioning."""
+        a = tokens[self.action.key]
+        a = F.one_hot(a, self.action.n_choices).float() if self.action.discrete else a.flatten(2)
+        return torch.cat([a] + [tokens[m.key] for m in self.proprios], dim=-1)
+
+    def _read_contacts(self, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                       prev: dict[str, torch.Tensor] | None) -> None:
+        """Average the touch heads' contact probabilities (B, T, 1, 2n) with the readers' (in place).
+
+        The reader of step t sees the codes of steps t and t-1: `prev` holds step -1's (B, 1, ...), or
+        the first step counts as unchanged."""
+        key = self.videos[0].key
+        now = self.code_values(tokens, key)  # (B, T, h, w, C)
+        first = self.code_values(prev, key) if prev is not None and key in prev else now[:, :1]
+        before = torch.cat([first, now[:, :-1]], dim=1)
+        cond = self.reader_cond(tokens)
+        B, T = now.shape[:2]
+        for m in self.touches:
+            out = pred[m.key]
+            n = out.shape[-1] // 2
+            read = self.reader[mkey(m.key)](now.flatten(0, 1), before.flatten(0, 1), cond.flatten(0, 1)).view(B, T, 1, n)
+            p = (torch.sigmoid(out[..., n:]) + torch.sigmoid(read)) / 2
+            pred[m.key] = torch.cat([out[..., :n], torch.logit(p, eps=1e-6)], dim=-1)
+
     def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
-                rows: slice | None = None, global_batch: int | None = None) -> dict[str, torch.Tensor]:
-        """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}."""
-        return self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch)))
+                rows: slice | None = None, global_batch: int | None = None,
+                read_contacts: bool = True) -> dict[str, torch.Tensor]:
+        """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}, with the contact
+        readers' probabilities averaged in (as `step` does) unless `read_contacts` is False."""
+        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch)))
+        if read_contacts and len(self.reader):
+            self._read_contacts(pred, tokens, None)
+        return pred
 
     def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None,
              prev: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], KVCache]:
         """One cached inference step: tokens of step t {key: (B, 1, ...)} (and `prev`, those of step t-1,
         None at the first step) -> predictions {key: (B, ...)}."""
         h, cache = self.dynamics.step(self.embed(tokens, prev=prev)[:, 0], t, cache)
-        return self.heads(h), cache
+        pred = self.heads(h)
+        if len(self.reader):
+            pred = {k: v[:, None] for k, v in pred.items()}  # (B, 1, ...) as in forward
+            self._read_contacts(pred, tokens, prev)
+            pred = {k: v[:, 0] for k, v in pred.items()}
+        return pred, cache
 
     def latent(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Observation tokens of one step {key: (B, 1, ...)} -> (B, D) mean slot embedding (for goal distances)."""
@@ -258,6 +317,13 @@ class WorldModel(nn.Module):
                       rows: slice | None = None, global_batch: int | None = None
                       ) -> tuple[torch.Tensor, dict[str, float]]:
         """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind."""
-        from genworld.models.losses import next_step_losses
+        from genworld.models.losses import contact_reader_losses, next_step_losses
 
-        return next_step_losses(self, self(tokens, gen, rows, global_batch), tokens)
+        pred = self(tokens, gen, rows, global_batch, read_contacts=False)  # readers learn on their own below
+        total, logs = next_step_losses(self, pred, tokens)
+        if len(self.reader) and tokens[self.action.key].shape[1] >= 3:
+            extra, more = contact_reader_losses(self, pred, tokens, gen, rows, global_batch)
+            total = total + extra
+            logs.update(more)
+            logs["loss"] = float(total.detach())
+        return total, logs

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from genworld.models import WorldModel
-from genworld.models.sampling import decode_step, sample_step
+from genworld.models.sampling import MEAN_SUFFIX, decode_step, sample_step
 from genworld.spec import WorldSpec
 
 ACTION_TOLERANCE = 1e-3  # continuous actions may exceed [low, high] by this much (float round-off)
@@ -158,7 +158,8 @@ class WorldSession:
         nxt = sample_step(self.model, pred, self.temperature, self.top_k, self.gen)
         self._t += 1
         self._prev = self._pending
-        self._pending = {k: nxt[k] for k in self.obs_keys}
+        # The expected code values stay with the codes: a contact reader reads them (WorldModel.code_values).
+        self._pending = {k: v for k, v in nxt.items() if k in self.obs_keys or k.endswith(MEAN_SUFFIX)}
         return {k: v.cpu().numpy() for k, v in decode_step(self.model, nxt).items()}
 
     @torch.inference_mode()
@@ -171,6 +172,8 @@ class WorldSession:
         B = self.batch_size
         real[self.spec.action.key] = torch.zeros((B, 1) if self.spec.action.discrete else (B, 1, *self.spec.action.shape))
         tokens = self.model.tokenize(real)
+        for k in keys:
+            self._pending.pop(k + MEAN_SUFFIX, None)
         self._pending.update({k: tokens[k] for k in keys})
 
     def snapshot(self) -> dict[str, Any]:
