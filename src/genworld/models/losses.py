@@ -27,6 +27,13 @@ def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
     return (total * weight).sum() / weight.sum()
 
 
+def contact_bce(model: WorldModel, key: str, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE of contact logits against scaled touch values (...), a taxel in contact above the data's threshold."""
+    contact = (target > model.norm.get(key, "threshold") / model.norm.get(key, "scale")).float()
+    pos_weight = logit.new_tensor(model.cfg.contact_pos_weight)
+    return F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
+
+
 def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]
                      ) -> tuple[torch.Tensor, dict[str, float]]:
     """Predictions at steps 0..T-2 against tokens at 1..T-1; reward/done at every step."""
@@ -54,11 +61,8 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         out = pred[m.key][:, :-1]  # (B, T-1, 1, 2n)
         n = out.shape[-1] // 2
         target = tokens[m.key][:, 1:]  # (B, T-1, n) scaled
-        raw_thr = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")
-        contact = (target > raw_thr).float()
         value, logit = out[..., 0, :n], out[..., 0, n:]
-        pos_weight = logit.new_tensor(model.cfg.contact_pos_weight)
-        loss = F.mse_loss(value, target) + F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
+        loss = F.mse_loss(value, target) + contact_bce(model, m.key, logit, target)
         total = total + w.get("touch", 1.0) * loss
         logs[f"{m.key}/loss"] = loss.item()
     for m in model.proprios:
@@ -103,10 +107,7 @@ def contact_reader_losses(model: WorldModel, pred: dict[str, torch.Tensor], toke
     logs: dict[str, float] = {}
     for m in model.touches:
         logit = model.reader[m.key.replace(".", "__")](now.flatten(0, 1), before.flatten(0, 1), cond).view(B, k, -1)
-        raw_thr = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")
-        contact = (tokens[m.key][:, T - k:] > raw_thr).float()  # (B, k, n): steps t+1
-        pos_weight = logit.new_tensor(cfg.contact_pos_weight)
-        loss = F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
+        loss = contact_bce(model, m.key, logit, tokens[m.key][:, T - k:])  # contacts of steps t+1
         total = total + w.get("touch", 1.0) * loss
         logs[f"{m.key}/reader_bce"] = loss.item()
     return total, logs
