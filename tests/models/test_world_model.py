@@ -18,7 +18,8 @@ from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
 VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
-            "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8}}
+            "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
+            "pointers": {"proprio_pointers": 2}}
 
 
 def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **extra) -> WorldModel:

@@ -43,3 +43,38 @@ def test_train_then_dream_from_the_command_line(tmp_path, dataset, capsys) -> No
         assert sum(1 for _ in c.decode(video=0)) == 12
     assert main(["dream", "--run", str(run), "--data", str(dataset), "--episode", "99", "--out", str(out)]) == 1
     assert "--episode 99" in capsys.readouterr().err
+
+
+def test_a_foreign_lerobot_v21_dataset_trains_dreams_and_evaluates_as_it_is(tmp_path, capsys) -> None:
+    """A LeRobot v2.1 dataset (as LeRobot 0.3 writes it, no genworld metadata) needs no import step."""
+    import importlib.util
+    from pathlib import Path
+
+    import numpy as np
+
+    where = Path(__file__).parents[1] / "data" / "conftest.py"  # the v2.1 writer the data tests use
+    helper = importlib.util.spec_from_file_location("data_conftest", where)
+    module = importlib.util.module_from_spec(helper)
+    helper.loader.exec_module(module)
+    write_v21 = module.write_v21
+
+    rng = np.random.default_rng(0)
+    eps = [{"observation.images.laptop": rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
+            "observation.state": rng.normal(size=(20, 3)).astype(np.float32),
+            "action": rng.uniform(-1, 1, (20, 3)).astype(np.float32)} for _ in range(6)]
+    data, run = tmp_path / "koch", tmp_path / "run"
+    write_v21(data, eps)
+    assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "6",
+                 "--batch-size", "4", "--no-progress"]) == 0
+    spec = json.loads((run / "spec.json").read_text())
+    assert {m["key"] for m in spec["modalities"]} == {"observation.images.laptop", "observation.state", "action"}
+    out = tmp_path / "dream.mp4"
+    assert main(["dream", "--run", str(run), "--data", str(data), "--episode", "1", "--context", "4",
+                 "--horizon", "8", "--out", str(out)]) == 0
+    with av.open(str(out)) as c:
+        assert sum(1 for _ in c.decode(video=0)) == 12
+    assert main(["eval", "--run", str(run), "--data", str(data), "--out", str(tmp_path / "report"),
+                 "--episodes", "2", "--horizon", "8", "--quiet"]) == 0
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert len(report["per_horizon"]["psnr"]["model"]) == 8
+    assert report["identity"]["available"] is False  # no ground-truth objects in a foreign dataset

@@ -104,6 +104,16 @@ class WorldModel(nn.Module):
             self.inp[mkey(m.key)] = nn.Linear(n, D)
             self.out[mkey(m.key)] = nn.Linear(D, n)
             s += 1
+        # Optional: P points in the image read linearly off the proprio vector, and an MLP of each image token's
+        # offset to them added to its embedding: where the agent is, to a fraction of a token, for every token
+        # without attention having to find it (docs/model.md, "Pointers from proprio").
+        self.pointer: nn.Linear | None = None
+        if cfg.proprio_pointers > 0 and self.videos and self.proprios:
+            n_prop = sum(math.prod(m.shape) for m in self.proprios)
+            self.pointer = nn.Linear(n_prop, 2 * cfg.proprio_pointers)
+            nn.init.zeros_(self.pointer.weight)
+            nn.init.zeros_(self.pointer.bias)
+            self.pointer_mlp = nn.Sequential(nn.Linear(2 * cfg.proprio_pointers, 64), nn.GELU(), nn.Linear(64, D))
         a = self.action
         self.slots[a.key] = slice(s, s + 1)
         self.inp[mkey(a.key)] = nn.Embedding(a.n_choices, D) if a.discrete else nn.Linear(math.prod(a.shape), D)
@@ -218,6 +228,8 @@ class WorldModel(nn.Module):
                         before = vals[:, :1]
                     diff = vals - torch.cat([before, vals[:, :-1]], dim=1)
                     e = e + self.delta[mkey(m.key)](self.groups[m.key].group(diff))
+                if m.kind == "video" and self.pointer is not None:
+                    e = e + self._pointer_features(tokens, self.groups[m.key])
                 parts.append(e)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
@@ -227,6 +239,27 @@ class WorldModel(nn.Module):
             parts.append(self.inp[mkey(m.key)](x)[:, :, None])
         parts.append(self.inp[mkey(self.action.key)](tokens[self.action.key])[:, :, None])
         return torch.cat(parts, dim=2) + self.slot_emb  # (B, T, S, D)
+
+    def pointers(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, T, P, 2): the image points read linearly off each step's (normalised) proprio tokens."""
+        assert self.pointer is not None
+        prop = torch.cat([tokens[m.key] for m in self.proprios], dim=-1)
+        return self.pointer(prop).unflatten(-1, (-1, 2))
+
+    @staticmethod
+    def pointer_offsets(ptr: torch.Tensor, g: CodeGroups) -> torch.Tensor:
+        """Points (..., P, 2) as (x, y) in [-1, 1] -> (..., groups, P, 2): each token's centre minus each point,
+        in units of half a token (neighbouring tokens are 2 apart), tokens in row-major order."""
+        (gh, gw), (ph, pw) = g.grid, g.patch
+        ny, nx = gh // ph, gw // pw
+        ys = (torch.arange(ny, device=ptr.device) + 0.5) / ny * 2 - 1
+        xs = (torch.arange(nx, device=ptr.device) + 0.5) / nx * 2 - 1
+        centres = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)  # (groups, 2)
+        return (centres[:, None] - ptr[..., None, :, :]) * ptr.new_tensor([nx, ny])
+
+    def _pointer_features(self, tokens: dict[str, torch.Tensor], g: CodeGroups) -> torch.Tensor:
+        """(B, T, groups, D): an MLP of each image token's offset from the points read off proprio."""
+        return self.pointer_mlp(self.pointer_offsets(self.pointers(tokens), g).flatten(-2))
 
     def heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done)."""
