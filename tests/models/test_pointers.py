@@ -64,3 +64,4 @@ def test_pointers_change_image_embeddings_only_through_proprio() -> None:
     video = model.slots["observation.images.top"]
     assert torch.allclose(a[:, :2], b[:, :2]) and torch.allclose(a[:, 3:], b[:, 3:])  # other steps unchanged
     assert not torch.allclose(a[:, 2, video], b[:, 2, video])  # the image tokens of step 2 see the new point
+
