@@ -78,3 +78,12 @@ def test_a_foreign_lerobot_v21_dataset_trains_dreams_and_evaluates_as_it_is(tmp_
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert len(report["per_horizon"]["psnr"]["model"]) == 8
     assert report["identity"]["available"] is False  # no ground-truth objects in a foreign dataset
+
+
+def test_a_timed_run_shows_progress_over_its_clock(tmp_path, dataset, capsys) -> None:
+    """With --max-minutes the step cap is only a cap (10**9): the bar counts seconds and shows the steps."""
+    assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "run"), "--preset", "tiny",
+                 "--max-minutes", "0.1", "--batch-size", "4"]) == 0
+    err = capsys.readouterr().err
+    assert "stage 2: dynamics, " in err and "step=" in err
+    assert "1000000000" not in err  # no bar towards the unreachable step cap

@@ -15,6 +15,27 @@ class _NoBar:
     def close(self) -> None: ...
 
 
+class _ClockBar:
+    """A bar over a stage's clock (seconds of training, as the trainer counts them) when a time budget
+    decides the stage's end; the step count goes in the postfix."""
+
+    def __init__(self, bar: Any, elapsed: Any, start: int) -> None:
+        self.bar, self.elapsed, self.steps = bar, elapsed, start
+
+    def update(self, n: int = 1) -> None:
+        self.steps += n
+        target = min(int(self.elapsed()), self.bar.total)
+        if target > self.bar.n:
+            self.bar.update(target - self.bar.n)
+
+    def set_postfix(self, **kw: Any) -> None:
+        self.bar.set_postfix(step=self.steps, **kw)
+
+    def close(self) -> None:
+        self.update(0)
+        self.bar.close()
+
+
 class Logger:
     """Appends metric records to RUN/metrics.jsonl and mirrors scalars to TensorBoard if available."""
 
@@ -44,14 +65,20 @@ class Logger:
         if self.enabled:
             print(msg, file=sys.stderr, flush=True)
 
-    def bar(self, stage: int, steps: int, seconds: float, start: int = 0) -> Any:
+    def bar(self, stage: int, steps: int, seconds: float, start: int = 0, elapsed: Any = None) -> Any:
+        """A progress bar over steps, or over seconds when there is a time budget and `elapsed()` gives the
+        stage's training seconds so far (the step cap of a timed run is only a cap)."""
         if not self.progress:
             return _NoBar()
         from tqdm import tqdm
 
         name = "tokenizers" if stage == 1 else "dynamics"
-        limit = f", {seconds / 60:.1f} min" if math.isfinite(seconds) else ""
-        return tqdm(total=steps, initial=start, desc=f"stage {stage}: {name}{limit}", dynamic_ncols=True,
+        if math.isfinite(seconds) and elapsed is not None:
+            bar = tqdm(total=max(int(seconds), 1), initial=min(int(elapsed()), max(int(seconds), 1)), unit="s",
+                       desc=f"stage {stage}: {name}, {seconds / 60:.1f} min", dynamic_ncols=True, mininterval=1.0,
+                       file=sys.stderr)
+            return _ClockBar(bar, elapsed, start)
+        return tqdm(total=steps, initial=start, desc=f"stage {stage}: {name}", dynamic_ncols=True,
                     mininterval=1.0, file=sys.stderr)
 
     def close(self) -> None:

@@ -145,7 +145,8 @@ class Trainer:
         self.net.train()
         window = self.cfg.model.dynamics.window
         gb = self.tc.tok_batch_size if stage == 1 else self.tc.batch_size
-        bar = self.log.bar(stage, *self._budget(stage), start=self.state["step"])
+        bar = self.log.bar(stage, *self._budget(stage), start=self.state["step"],
+                           elapsed=lambda: self.state["stage_elapsed_s"])
         t_prev = time.perf_counter()
         while not self._stage_over(stage):
             step = self.state["step"]
