@@ -45,25 +45,16 @@ def test_train_then_dream_from_the_command_line(tmp_path, dataset, capsys) -> No
     assert "--episode 99" in capsys.readouterr().err
 
 
-def test_a_foreign_lerobot_v21_dataset_trains_dreams_and_evaluates_as_it_is(tmp_path, capsys) -> None:
+def test_a_foreign_lerobot_v21_dataset_trains_dreams_and_evaluates_as_it_is(tmp_path, make_v21, capsys) -> None:
     """A LeRobot v2.1 dataset (as LeRobot 0.3 writes it, no genworld metadata) needs no import step."""
-    import importlib.util
-    from pathlib import Path
-
     import numpy as np
-
-    where = Path(__file__).parents[1] / "data" / "conftest.py"  # the v2.1 writer the data tests use
-    helper = importlib.util.spec_from_file_location("data_conftest", where)
-    module = importlib.util.module_from_spec(helper)
-    helper.loader.exec_module(module)
-    write_v21 = module.write_v21
 
     rng = np.random.default_rng(0)
     eps = [{"observation.images.laptop": rng.integers(0, 255, (20, 32, 32, 3), dtype=np.uint8),
             "observation.state": rng.normal(size=(20, 3)).astype(np.float32),
             "action": rng.uniform(-1, 1, (20, 3)).astype(np.float32)} for _ in range(6)]
     data, run = tmp_path / "koch", tmp_path / "run"
-    write_v21(data, eps)
+    make_v21(data, eps)
     assert main(["train", "--data", str(data), "--out", str(run), "--preset", "tiny", "--max-steps", "6",
                  "--batch-size", "4", "--no-progress"]) == 0
     spec = json.loads((run / "spec.json").read_text())

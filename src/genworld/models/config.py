@@ -39,7 +39,7 @@ class WorldModelConfig:
     decode_expectation: bool = False  # at temperature 0, decode the expected FSQ values (PSNR-optimal), not argmax
     contact_threshold: float = 0.5  # a taxel is in contact when its predicted contact probability exceeds this
     contact_pos_weight: float = 1.0  # weight of contact (positive) taxels in the contact loss; contacts are rare
-    proprio_pointers: int = 0  # P image points read linearly off proprio; each image token's embedding gets its offsets to them
+    proprio_pointers: int = 0  # P points read linearly off proprio; each first-camera token's embedding gets its offsets to them
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
     contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)

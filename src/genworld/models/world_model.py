@@ -228,7 +228,7 @@ class WorldModel(nn.Module):
                         before = vals[:, :1]
                     diff = vals - torch.cat([before, vals[:, :-1]], dim=1)
                     e = e + self.delta[mkey(m.key)](self.groups[m.key].group(diff))
-                if m.kind == "video" and self.pointer is not None:
+                if m.key == self.videos[0].key and self.pointer is not None:  # one map fits one camera's projection
                     e = e + self._pointer_features(tokens, self.groups[m.key])
                 parts.append(e)
         for m in self.touches + self.proprios:

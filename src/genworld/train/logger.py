@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ class _ClockBar:
     """A bar over a stage's clock (seconds of training, as the trainer counts them) when a time budget
     decides the stage's end; the step count goes in the postfix."""
 
-    def __init__(self, bar: Any, elapsed: Any, start: int) -> None:
+    def __init__(self, bar: Any, elapsed: Callable[[], float], start: int) -> None:
         self.bar, self.elapsed, self.steps = bar, elapsed, start
 
     def update(self, n: int = 1) -> None:
@@ -65,7 +66,8 @@ class Logger:
         if self.enabled:
             print(msg, file=sys.stderr, flush=True)
 
-    def bar(self, stage: int, steps: int, seconds: float, start: int = 0, elapsed: Any = None) -> Any:
+    def bar(self, stage: int, steps: int, seconds: float, start: int = 0,
+            elapsed: Callable[[], float] | None = None) -> Any:
         """A progress bar over steps, or over seconds when there is a time budget and `elapsed()` gives the
         stage's training seconds so far (the step cap of a timed run is only a cap)."""
         if not self.progress:
