@@ -19,7 +19,8 @@ from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
 VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
             "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
-            "pointers": {"proprio_pointers": 2}}
+            "pointers": {"proprio_pointers": 2},
+            "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1}}
 
 
 def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **extra) -> WorldModel:
@@ -199,3 +200,23 @@ def test_greedy_frames_decode_expected_or_regressed_values_while_fed_back_codes_
     expect = (tok.decode(mean).clamp(0, 1) * 255).round().to(torch.uint8)
     assert torch.equal(frames, expect)
     assert MEAN_SUFFIX not in "".join(sample_step(model, pred, temperature=1.0, gen=torch.Generator()).keys())
+
+
+def test_the_local_path_starts_as_the_model_without_it_and_then_shapes_every_code() -> None:
+    model = small_model(video_local=8, video_regress=1.0, proprio_pointers=1)
+    key = "observation.images.top"
+    tokens = model.tokenize(batch_of(model, 2, 4))
+    with torch.no_grad():
+        with_path = model(tokens)
+        local, model.local = model.local, None
+        without = model(tokens)
+        model.local = local
+        for k in with_path:  # its last convolution starts at zero
+            assert torch.equal(with_path[k], without[k]), k
+        for q in model.local["head"][-1].parameters():
+            q.normal_(0, 0.1)
+        changed = model(tokens)
+    moved = (changed[key] - without[key]).abs().amax(-1)  # (B, T, n_codes)
+    assert (moved > 0).all()  # every code position gets its own correction
+    assert not torch.allclose(changed[key + "#values"], without[key + "#values"])
+    assert torch.equal(changed["observation.state"], without["observation.state"])  # the path only touches the frames

@@ -114,6 +114,24 @@ class WorldModel(nn.Module):
             nn.init.zeros_(self.pointer.weight)
             nn.init.zeros_(self.pointer.bias)
             self.pointer_mlp = nn.Sequential(nn.Linear(2 * cfg.proprio_pointers, 64), nn.GELU(), nn.Linear(64, D))
+        # Optional: a local convolutional path on the first camera's code grid (linear token path only). Its stem
+        # reads each code's values, their change since the previous step and its offset from the pointers; its
+        # head adds the transformer's output, expanded back to code positions, and refines the level logits and
+        # regressed values with a 3x3 convolution. A disc's sub-patch motion is then a local, translation-
+        # equivariant computation at code resolution instead of something squeezed through a token.
+        self.local: nn.ModuleDict | None = None
+        v0 = self.videos[0] if self.videos else None
+        if cfg.video_local > 0 and v0 is not None and cfg.video_conv == 0:
+            tok, W = self.image_tok[mkey(v0.key)], cfg.video_local
+            C, L = tok.fsq.dim, sum(tok.fsq.levels)
+            n_in = 2 * C + (2 * cfg.proprio_pointers if self.pointer is not None else 0)
+            head = nn.Conv2d(W, L + (C if cfg.video_regress > 0 else 0), 1)
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)  # starts as the model without it
+            self.local = nn.ModuleDict({
+                "stem": nn.Sequential(nn.Conv2d(n_in, W, 3, padding=1), nn.GELU(), nn.Conv2d(W, W, 3, padding=1)),
+                "up": nn.Linear(D, self.groups[v0.key].size * W),
+                "head": nn.Sequential(nn.GELU(), nn.Conv2d(W, W, 3, padding=1), nn.GELU(), head)})
         a = self.action
         self.slots[a.key] = slice(s, s + 1)
         self.inp[mkey(a.key)] = nn.Embedding(a.n_choices, D) if a.discrete else nn.Linear(math.prod(a.shape), D)
@@ -185,8 +203,11 @@ class WorldModel(nn.Module):
     # ---- dynamics ---------------------------------------------------------------------------
     def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
               rows: slice | None = None, global_batch: int | None = None,
-              prev: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+              prev: dict[str, torch.Tensor] | None = None,
+              local: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied.
+
+        With `video_local`, `local` receives the local path's features of the first camera (B, T, W, gh, gw).
 
         Corruption noise is drawn on the CPU for `global_batch` rows and the `rows` slice is used, so a
         batch split across data-parallel ranks is corrupted exactly as it would be in one process.
@@ -219,7 +240,8 @@ class WorldModel(nn.Module):
             else:
                 vals = tok.fsq.values(idx)  # (B, T, n, C)
                 e = io(self.groups[m.key].group(vals))  # (B, T, groups, D)
-                if mkey(m.key) in self.delta:
+                want_local = m.key == self.videos[0].key and self.local is not None and local is not None
+                if mkey(m.key) in self.delta or want_local:
                     # The change since the previous step (zero for the first step without one): motion is
                     # then a per-token input instead of something attention must work out across steps.
                     if prev is not None and m.key in prev:
@@ -227,9 +249,12 @@ class WorldModel(nn.Module):
                     else:
                         before = vals[:, :1]
                     diff = vals - torch.cat([before, vals[:, :-1]], dim=1)
+                if mkey(m.key) in self.delta:
                     e = e + self.delta[mkey(m.key)](self.groups[m.key].group(diff))
                 if m.key == self.videos[0].key and self.pointer is not None:  # one map fits one camera's projection
                     e = e + self._pointer_features(tokens, self.groups[m.key])
+                if want_local:
+                    local[m.key] = self._local_features(tokens, vals, diff, tok.cfg.grid)
                 parts.append(e)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
@@ -261,8 +286,31 @@ class WorldModel(nn.Module):
         """(B, T, groups, D): an MLP of each image token's offset from the points read off proprio."""
         return self.pointer_mlp(self.pointer_offsets(self.pointers(tokens), g).flatten(-2))
 
-    def heads(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done)."""
+    def _local_features(self, tokens: dict[str, torch.Tensor], vals: torch.Tensor, diff: torch.Tensor,
+                        grid: tuple[int, int]) -> torch.Tensor:
+        """The local path's stem: code values and their change (B, T, n, C) [+ pointer offsets] -> (B, T, W, gh, gw)."""
+        assert self.local is not None
+        B, T = vals.shape[:2]
+        x = [vals, diff]
+        if self.pointer is not None:  # each code's offset from each point, in units of 4 codes
+            x.append(self.pointer_offsets(self.pointers(tokens), CodeGroups(grid, (1, 1))).flatten(-2) / 8)
+        x = torch.cat(x, -1).reshape(B * T, *grid, -1).permute(0, 3, 1, 2)
+        y = self.local["stem"](x)
+        return y.reshape(B, T, *y.shape[1:])
+
+    def _local_head(self, hm: torch.Tensor, feats: torch.Tensor, grid: tuple[int, int], key: str) -> torch.Tensor:
+        """Token outputs (..., G, D) and stem features (..., W, gh, gw) -> (..., gh*gw, L [+ C]) corrections."""
+        assert self.local is not None
+        lead = hm.shape[:-2]
+        up = self.groups[key].ungroup(self.local["up"](hm))  # (..., n, W)
+        x = up.reshape(-1, *grid, up.shape[-1]).permute(0, 3, 1, 2) + feats.reshape(-1, *feats.shape[-3:])
+        y = self.local["head"](x)  # (N, L [+ C], gh, gw)
+        return y.permute(0, 2, 3, 1).reshape(*lead, grid[0] * grid[1], y.shape[1])
+
+    def heads(self, h: torch.Tensor, local: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done).
+
+        `local` holds the local path's stem features (..., W, gh, gw) of the first camera (`video_local`)."""
         pred = {}
         for m in self.videos + self.audios:  # per code position: (..., n_codes, sum(levels))
             io = self.inp[mkey(m.key)]
@@ -271,6 +319,12 @@ class WorldModel(nn.Module):
                            else self.groups[m.key].ungroup(self.out[mkey(m.key)](hm)))
             if mkey(m.key) in self.regress:  # (..., n_codes, C) code values
                 pred[m.key + "#values"] = self.groups[m.key].ungroup(self.regress[mkey(m.key)](hm))
+            if local is not None and m.key in local:
+                fix = self._local_head(hm, local[m.key], self.image_tok[mkey(m.key)].cfg.grid, m.key)
+                L = pred[m.key].shape[-1]
+                pred[m.key] = pred[m.key] + fix[..., :L]
+                if m.key + "#values" in pred:
+                    pred[m.key + "#values"] = pred[m.key + "#values"] + fix[..., L:]
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
@@ -323,7 +377,8 @@ class WorldModel(nn.Module):
                 read_contacts: bool = True) -> dict[str, torch.Tensor]:
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}, with the contact
         readers' probabilities averaged in (as `step` does) unless `read_contacts` is False."""
-        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch)))
+        local: dict[str, torch.Tensor] = {}
+        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local)), local)
         if read_contacts and len(self.reader):
             self._read_contacts(pred, tokens, None)
         return pred
@@ -332,8 +387,9 @@ class WorldModel(nn.Module):
              prev: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], KVCache]:
         """One cached inference step: tokens of step t {key: (B, 1, ...)} (and `prev`, those of step t-1,
         None at the first step) -> predictions {key: (B, ...)}."""
-        h, cache = self.dynamics.step(self.embed(tokens, prev=prev)[:, 0], t, cache)
-        pred = self.heads(h)
+        local: dict[str, torch.Tensor] = {}
+        h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local)[:, 0], t, cache)
+        pred = self.heads(h, {k: v[:, 0] for k, v in local.items()})
         if len(self.reader):
             pred = {k: v[:, None] for k, v in pred.items()}  # (B, 1, ...) as in forward
             self._read_contacts(pred, tokens, prev)
