@@ -244,3 +244,13 @@ def test_occluder_world_reference_is_clean(tiny_run: Path, tmp_path: Path) -> No
     assert occ["presence"] == 1.0 and occ["identity"] == 1.0 and occ["position_error"] == 0.0
     assert all(v == 0.0 for k, v in r["reference"]["physics"].items() if k.endswith("_rate"))
     assert any("['occluder']" in n for n in r["notes"])  # the run was trained without it
+
+
+def test_report_scores_long_horizon_frames_as_a_distribution(report: dict, report_dir: Path) -> None:
+    d = report["distribution"]
+    assert d["horizons"] == [H // 2 + 1, H] and d["samples"] == 3 * (H // 2)
+    assert np.isfinite(d["kd_local"]) and set(d["baselines"]) == {"copy_last", "const_velocity"}
+    assert len(d["encoder"]["sha256"]) == 16 and d["encoder"]["dim"] == 224
+    assert d["floor"] is None and report["reference"]["distribution"] == {"kd_local": None}  # 3 episodes: no halves
+    md = (report_dir / "report.md").read_text()
+    assert "## Distribution (KD-local)" in md and d["encoder"]["sha256"] in md

@@ -211,6 +211,13 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
                            "valid_horizon": H}
     if pkeys:
         ref["per_horizon"]["proprio_error"] = [0.0] * H
+    # distribution-level: do the long-horizon frames look like the world's at all (METRICS.md section 5)
+    from genworld.evaluate.distribution import kd_local
+
+    dist = kd_local({n: p[vkey] for n, p in preds.items()}, true[vkey], first_h=H // 2 + 1)
+    kd = dist.pop("kd_local")
+    report["distribution"] = {"kd_local": kd.pop("model"), "baselines": kd, **dist}
+    ref["distribution"] = {"kd_local": dist["floor"]}
 
     # ---- objects: identity, physics, causality --------------------------------------------------
     if palette or probe:

@@ -112,6 +112,17 @@ def markdown(report: dict[str, Any]) -> str:
         L += _table([(LABELS.get(s, s), [v["psnr_mean"], v["ssim_mean"], v["psnr_drift_slope_db_per_step"]])
                      for s, v in r["summary"].items()], ["system", "mean PSNR", "mean SSIM", "PSNR drift dB/step"])
         L += [""]
+    dist = r.get("distribution")
+    if isinstance(dist, dict) and "kd_local" in dist:
+        h0, h1 = dist["horizons"]
+        L += ["## Distribution (KD-local)", "",
+              f"Kernel distance (unbiased MMD², KID's cubic kernel) between predicted and ground-truth frames at "
+              f"h = {h0}..{h1} ({dist['samples']} frames a side), in the features of a fixed random encoder "
+              f"(sha256 {dist['encoder']['sha256']}). Lower is closer to the world; the floor is two halves of the "
+              "ground truth against each other.", ""]
+        L += _table([("KD-local", [dist["kd_local"]] + [dist["baselines"].get(s) for s in dist["baselines"]]
+                      + [dist.get("floor")])],
+                    ["metric", "model"] + [LABELS.get(s, s) for s in dist["baselines"]] + ["floor (GT vs GT)"]) + [""]
     base = r.get("baselines", {})
     for section, title in (("identity", "Identity"), ("physics", "Physics violations (per visible object-frame)"),
                            ("causality", "Cross-modal causality"),
