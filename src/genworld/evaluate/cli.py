@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"  persistence {get('identity', 'persistence')}, vanish {get('physics', 'vanish_rate')}, "
           f"teleport {get('physics', 'teleport_rate')}, surprise {get('surprise', 'accuracy')}, "
           f"controllability {get('controllability', 'ratio')}")
+    d = r["distribution"]
+    print(f"  KD-local at h={d['horizons'][0]}..{d['horizons'][1]}: model {get('distribution', 'kd_local')}, "
+          f"copy-last {d['baselines']['copy_last']:.3f}, floor {get('distribution', 'floor')} (lower is closer to "
+          "the world's frames)")
     for n in r.get("notes", []):
         print(f"  note: {n}")
     return 0
