@@ -20,6 +20,10 @@ Stage 1 fits the tokenizers, stage 2 the dynamics transformer on tokens cached o
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")
     p.add_argument("--compile", action="store_true", help="torch.compile the dynamics (GPU)")
     p.add_argument("--seed", type=int, help="seed for the split, sampling and init (default 0)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="change one setting of the preset (repeatable), KEY a dotted path into config.json, VALUE "
+                        "JSON: e.g. --set model.video_local=16 --set model.dynamics.window=6 --set train.lr_dyn=2e-3 "
+                        "(options: docs/model.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -53,7 +57,7 @@ def apply_overrides(cfg, args: argparse.Namespace):  # noqa: ANN001 - RunConfig,
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genworld.train.config import preset
+    from genworld.train.config import preset, set_options
     from genworld.train.data import load_dataset
     from genworld.train.distributed import init_distributed
     from genworld.train.run import read_run_config, train_run
@@ -61,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
     store = load_dataset(args.data)
     out = Path(args.out)
     if args.resume and (out / "config.json").exists():
+        if args.set:
+            raise ValueError(f"--set with --resume: a resumed run keeps the settings in {out / 'config.json'}; "
+                             "start a new run (another --out) to change them")
         cfg = read_run_config(out)
     else:
-        cfg = preset(args.preset, store.spec)
+        cfg = set_options(preset(args.preset, store.spec), args.set)
     cfg = apply_overrides(cfg, args)
     dist = init_distributed(cfg.train.device)
     result = train_run(cfg, store, out, args.resume, dist, progress=not args.no_progress)

@@ -103,6 +103,49 @@ def base(spec: WorldSpec) -> RunConfig:
 
 PRESETS = {"tiny": tiny, "small": small, "base": base}
 
+FIXED = {"format_version", "preset", "model.spec"}  # what --set may not change: version, name, the data's world
+
+
+def set_options(cfg: RunConfig, items: list[str]) -> RunConfig:
+    """A copy of `cfg` with `KEY=VALUE` settings applied, KEY a dotted path ("model.video_local",
+    "train.lr_dyn", "model.loss_weights.touch") and VALUE JSON (bare words are strings). Each value must
+    have the type of the one it replaces (an int where a float is expected is fine); an unknown key is an
+    error that lists the known ones at that level."""
+    d = to_dict(cfg)
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.video_local=16")
+        if key in FIXED or key.startswith("model.spec."):
+            raise ValueError(f"--set {key}: cannot be changed (it is the {'data' if key.startswith('model.spec') else 'run'}'s)")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        *path, last = key.split(".")
+        node = d
+        for i, part in enumerate(path):
+            if not isinstance(node, dict) or part not in node or not isinstance(node[part], dict):
+                known = sorted(k for k, v in node.items() if isinstance(v, dict)) if isinstance(node, dict) else []
+                raise ValueError(f"--set {key}: no section {'.'.join(path[: i + 1])!r}; sections there: {known}")
+            node = node[part]
+        if last not in node:
+            raise ValueError(f"--set {key}: unknown key {last!r}; known keys there: {sorted(node)}")
+        old = node[last]
+        if old is not None and value is not None:
+            ok = (isinstance(value, bool) if isinstance(old, bool) else
+                  isinstance(value, (int, float)) and not isinstance(value, bool) if isinstance(old, float) else
+                  isinstance(value, int) and not isinstance(value, bool) if isinstance(old, int) else
+                  isinstance(value, type(old)))
+            if not ok:
+                raise ValueError(f"--set {key}={raw}: expected a value like {json.dumps(old)} "
+                                 f"({type(old).__name__}), got {type(value).__name__}")
+            if isinstance(old, float):
+                value = float(value)
+        node[last] = value
+    return RunConfig.from_json_dict(d, where="--set")
+
 
 def preset(name: str, spec: WorldSpec) -> RunConfig:
     """The preset config `name` for a world spec."""
