@@ -40,7 +40,7 @@ def test_model_planning_push_close_to_simulator_and_above_random(run_dir, tmp_pa
     from genworld.plan.experiment import PlanRunConfig, run_plan
     from genworld.plan.planner import PlannerConfig
 
-    cfg = PlanRunConfig(task="push", out=str(tmp_path / "plan"), run=run_dir, episodes=8, seed=0,
+    cfg = PlanRunConfig(task="push", out=str(tmp_path / "plan"), run=run_dir, episodes=16, seed=0,
                         planner=PlannerConfig(samples=16, iterations=2, horizon=6), videos=0,
                         modes=("model", "sim", "random"))
     import torch
