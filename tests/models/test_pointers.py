@@ -42,14 +42,14 @@ def test_a_pointer_learns_which_token_holds_the_position_in_proprio() -> None:
     gen = torch.Generator().manual_seed(0)
     for _ in range(400):
         tokens, target = sample(128, gen)
-        logits = read(model._pointer_features(tokens, g))[:, 0, :, 0]  # (n, groups)
+        logits = read(model._pointer_features(model.pointers(tokens), g))[:, 0, :, 0]  # (n, groups)
         loss = F.cross_entropy(logits, target)
         opt.zero_grad()
         loss.backward()
         opt.step()
     tokens, target = sample(1000, torch.Generator().manual_seed(1))
     with torch.no_grad():
-        acc = (read(model._pointer_features(tokens, g))[:, 0, :, 0].argmax(-1) == target).float().mean().item()
+        acc = (read(model._pointer_features(model.pointers(tokens), g))[:, 0, :, 0].argmax(-1) == target).float().mean().item()
     assert acc > 0.9, acc
 
 

@@ -220,3 +220,8 @@ def test_the_local_path_starts_as_the_model_without_it_and_then_shapes_every_cod
     assert (moved > 0).all()  # every code position gets its own correction
     assert not torch.allclose(changed[key + "#values"], without[key + "#values"])
     assert torch.equal(changed["observation.state"], without["observation.state"])  # the path only touches the frames
+
+
+def test_the_local_path_refuses_the_conv_token_path() -> None:
+    with pytest.raises(ValueError, match="video_local=8 needs the linear token path"):
+        small_model(video_local=8, video_conv=16)

@@ -121,7 +121,10 @@ class WorldModel(nn.Module):
         # equivariant computation at code resolution instead of something squeezed through a token.
         self.local: nn.ModuleDict | None = None
         v0 = self.videos[0] if self.videos else None
-        if cfg.video_local > 0 and v0 is not None and cfg.video_conv == 0:
+        if cfg.video_local > 0 and cfg.video_conv > 0:
+            raise ValueError(f"video_local={cfg.video_local} needs the linear token path; it cannot be combined "
+                             f"with video_conv={cfg.video_conv}")
+        if cfg.video_local > 0 and v0 is not None:
             tok, W = self.image_tok[mkey(v0.key)], cfg.video_local
             C, L = tok.fsq.dim, sum(tok.fsq.levels)
             n_in = 2 * C + (2 * cfg.proprio_pointers if self.pointer is not None else 0)
@@ -251,10 +254,11 @@ class WorldModel(nn.Module):
                     diff = vals - torch.cat([before, vals[:, :-1]], dim=1)
                 if mkey(m.key) in self.delta:
                     e = e + self.delta[mkey(m.key)](self.groups[m.key].group(diff))
-                if m.key == self.videos[0].key and self.pointer is not None:  # one map fits one camera's projection
-                    e = e + self._pointer_features(tokens, self.groups[m.key])
+                ptr = self.pointers(tokens) if m.key == self.videos[0].key and self.pointer is not None else None
+                if ptr is not None:  # one map fits one camera's projection
+                    e = e + self._pointer_features(ptr, self.groups[m.key])
                 if want_local:
-                    local[m.key] = self._local_features(tokens, vals, diff, tok.cfg.grid)
+                    local[m.key] = self._local_features(ptr, vals, diff, tok.cfg.grid)
                 parts.append(e)
         for m in self.touches + self.proprios:
             x = tokens[m.key]
@@ -282,18 +286,19 @@ class WorldModel(nn.Module):
         centres = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1).reshape(-1, 2)  # (groups, 2)
         return (centres[:, None] - ptr[..., None, :, :]) * ptr.new_tensor([nx, ny])
 
-    def _pointer_features(self, tokens: dict[str, torch.Tensor], g: CodeGroups) -> torch.Tensor:
-        """(B, T, groups, D): an MLP of each image token's offset from the points read off proprio."""
-        return self.pointer_mlp(self.pointer_offsets(self.pointers(tokens), g).flatten(-2))
+    def _pointer_features(self, ptr: torch.Tensor, g: CodeGroups) -> torch.Tensor:
+        """Points (B, T, P, 2) -> (B, T, groups, D): an MLP of each image token's offset from them."""
+        return self.pointer_mlp(self.pointer_offsets(ptr, g).flatten(-2))
 
-    def _local_features(self, tokens: dict[str, torch.Tensor], vals: torch.Tensor, diff: torch.Tensor,
+    def _local_features(self, ptr: torch.Tensor | None, vals: torch.Tensor, diff: torch.Tensor,
                         grid: tuple[int, int]) -> torch.Tensor:
-        """The local path's stem: code values and their change (B, T, n, C) [+ pointer offsets] -> (B, T, W, gh, gw)."""
+        """The local path's stem: code values and their change (B, T, n, C) [+ offsets from the points `ptr`
+        (B, T, P, 2)] -> (B, T, W, gh, gw)."""
         assert self.local is not None
         B, T = vals.shape[:2]
         x = [vals, diff]
-        if self.pointer is not None:  # each code's offset from each point, in units of 4 codes
-            x.append(self.pointer_offsets(self.pointers(tokens), CodeGroups(grid, (1, 1))).flatten(-2) / 8)
+        if ptr is not None:  # each code's offset from each point, in units of 4 codes
+            x.append(self.pointer_offsets(ptr, CodeGroups(grid, (1, 1))).flatten(-2) / 8)
         x = torch.cat(x, -1).reshape(B * T, *grid, -1).permute(0, 3, 1, 2)
         y = self.local["stem"](x)
         return y.reshape(B, T, *y.shape[1:])

@@ -134,15 +134,12 @@ def set_options(cfg: RunConfig, items: list[str]) -> RunConfig:
             raise ValueError(f"--set {key}: unknown key {last!r}; known keys there: {sorted(node)}")
         old = node[last]
         if old is not None and value is not None:
-            ok = (isinstance(value, bool) if isinstance(old, bool) else
-                  isinstance(value, (int, float)) and not isinstance(value, bool) if isinstance(old, float) else
-                  isinstance(value, int) and not isinstance(value, bool) if isinstance(old, int) else
-                  isinstance(value, type(old)))
-            if not ok:
+            # bool is an int to Python, but not here; an int is fine where a float is expected
+            kinds = (int, float) if type(old) is float else (type(old),)
+            if type(value) not in kinds:
                 raise ValueError(f"--set {key}={raw}: expected a value like {json.dumps(old)} "
                                  f"({type(old).__name__}), got {type(value).__name__}")
-            if isinstance(old, float):
-                value = float(value)
+            value = float(value) if type(old) is float else value
         node[last] = value
     return RunConfig.from_json_dict(d, where="--set")
 
