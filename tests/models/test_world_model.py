@@ -19,7 +19,7 @@ from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
 VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
             "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
-            "pointers": {"proprio_pointers": 2},
+            "pointers": {"proprio_pointers": 2}, "proprio residual": {"proprio_residual": True},
             "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1}}
 
 

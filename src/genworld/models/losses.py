@@ -66,7 +66,10 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         total = total + w.get("touch", 1.0) * loss
         logs[f"{m.key}/loss"] = loss.item()
     for m in model.proprios:
-        loss = F.mse_loss(pred[m.key][:, :-1, 0], tokens[m.key][:, 1:])
+        err = pred[m.key][:, :-1, 0] - tokens[m.key][:, 1:]
+        if model.cfg.proprio_residual:  # in units of the change's std: fine position counts as much as velocity
+            err = err / model.norm.delta_scale(m.key)
+        loss = err.pow(2).mean()
         total = total + w.get("proprio", 1.0) * loss
         logs[f"{m.key}/mse"] = loss.item()
     if model.reward_key and model.reward_key in tokens:

@@ -33,13 +33,17 @@ def compute_stats(spec: WorldSpec, arrays: dict[str, list[np.ndarray]]) -> dict[
             stats[m.key] = {"scale": max(top, 1e-6) / 2, "threshold": max(top, 1e-6) * 0.02}
         else:
             stats[m.key] = {"mean": x.mean(0).tolist(), "std": np.maximum(x.std(0), 1e-3).tolist()}
+            if m.kind == "proprio":  # the step-to-step change, for heads that predict it (proprio_residual)
+                d = np.concatenate([np.diff(a.reshape(a.shape[0], -1).astype(np.float64), axis=0) for a in arrays[m.key]])
+                std = np.asarray(stats[m.key]["std"])
+                stats[m.key]["delta_std"] = (np.maximum(d.std(0), 1e-3 * std) if len(d) else std).tolist()
     return stats
 
 
 class Normalizer(nn.Module):
     """Maps raw values to the model's scale and back, per key."""
 
-    def __init__(self, spec: WorldSpec) -> None:
+    def __init__(self, spec: WorldSpec, deltas: bool = False) -> None:
         super().__init__()
         self.kinds: dict[str, str] = {}
         for m in spec.modalities:
@@ -47,6 +51,8 @@ class Normalizer(nn.Module):
                 n = math.prod(m.shape) if m.shape else 1
                 self.register_buffer(f"{_n(m.key)}_mean", torch.zeros(n))
                 self.register_buffer(f"{_n(m.key)}_std", torch.ones(n))
+                if deltas and m.kind == "proprio":  # std of the step-to-step change (proprio_residual)
+                    self.register_buffer(f"{_n(m.key)}_delta_std", torch.ones(n))
             elif m.kind in ("touch", "audio"):
                 self.register_buffer(f"{_n(m.key)}_scale", torch.ones(()))
                 if m.kind == "touch":
@@ -61,11 +67,17 @@ class Normalizer(nn.Module):
             if key not in self.kinds:
                 continue
             for name, v in s.items():
+                if not hasattr(self, f"{_n(key)}_{name}"):  # e.g. delta_std where no head predicts changes
+                    continue
                 buf = getattr(self, f"{_n(key)}_{name}")
                 buf.copy_(torch.as_tensor(v, dtype=torch.float32).reshape(buf.shape))
 
     def get(self, key: str, name: str) -> torch.Tensor:
         return getattr(self, f"{_n(key)}_{name}")
+
+    def delta_scale(self, key: str) -> torch.Tensor:
+        """The std of a proprio key's step-to-step change in its normalised units (n,)."""
+        return self.get(key, "delta_std") / self.get(key, "std")
 
     def encode(self, key: str, x: torch.Tensor) -> torch.Tensor:
         """Raw (..., n) -> normalised (..., n)."""

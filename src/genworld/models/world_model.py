@@ -57,7 +57,7 @@ class WorldModel(nn.Module):
         self.done_key = next((m.key for m in spec.of_kind("done")), None)
         if not (self.videos or self.audios or self.touches or self.proprios):
             raise ValueError(f"world {spec.name!r} has no observation modality the model can predict")
-        self.norm = Normalizer(spec)
+        self.norm = Normalizer(spec, deltas=cfg.proprio_residual)
         # Per touch key, the contact probability above which a taxel is on at temperature 0; a run calibrates
         # it on training episodes after training (calibration.json), else cfg.contact_threshold.
         self.contact_p: dict[str, float] = {}
@@ -312,7 +312,8 @@ class WorldModel(nn.Module):
         y = self.local["head"](x)  # (N, L [+ C], gh, gw)
         return y.permute(0, 2, 3, 1).reshape(*lead, grid[0] * grid[1], y.shape[1])
 
-    def heads(self, h: torch.Tensor, local: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def heads(self, h: torch.Tensor, local: dict[str, torch.Tensor] | None = None,
+              tokens: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done).
 
         `local` holds the local path's stem features (..., W, gh, gw) of the first camera (`video_local`)."""
@@ -332,6 +333,9 @@ class WorldModel(nn.Module):
                     pred[m.key + "#values"] = pred[m.key + "#values"] + fix[..., L:]
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
+        if self.cfg.proprio_residual and tokens is not None:
+            for m in self.proprios:  # the head's output is the change, in units of its std
+                pred[m.key] = tokens[m.key].reshape(pred[m.key].shape) + pred[m.key] * self.norm.delta_scale(m.key)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
         if self.reward_head is not None:
             pred[self.reward_key] = self.reward_head(ha)[..., 0]
@@ -383,7 +387,7 @@ class WorldModel(nn.Module):
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}, with the contact
         readers' probabilities averaged in (as `step` does) unless `read_contacts` is False."""
         local: dict[str, torch.Tensor] = {}
-        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local)), local)
+        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local)), local, tokens)
         if read_contacts and len(self.reader):
             self._read_contacts(pred, tokens, None)
         return pred
@@ -394,7 +398,7 @@ class WorldModel(nn.Module):
         None at the first step) -> predictions {key: (B, ...)}."""
         local: dict[str, torch.Tensor] = {}
         h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local)[:, 0], t, cache)
-        pred = self.heads(h, {k: v[:, 0] for k, v in local.items()})
+        pred = self.heads(h, {k: v[:, 0] for k, v in local.items()}, {k: v[:, 0] for k, v in tokens.items()})
         if len(self.reader):
             pred = {k: v[:, None] for k, v in pred.items()}  # (B, 1, ...) as in forward
             self._read_contacts(pred, tokens, prev)
