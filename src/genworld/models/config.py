@@ -40,7 +40,7 @@ class WorldModelConfig:
     contact_threshold: float = 0.5  # a taxel is in contact when its predicted contact probability exceeds this
     contact_pos_weight: float = 1.0  # weight of contact (positive) taxels in the contact loss; contacts are rare
     proprio_pointers: int = 0  # P points read linearly off proprio; each first-camera token's embedding gets its offsets to them
-    proprio_residual: bool = False  # proprio heads predict the change from the current step (added to it)
+    proprio_residual: bool = False  # proprio heads predict the change from the current step, in units of its std
     video_local: int = 0  # channels of a local conv path on the first camera's code grid, skip-connected to its heads (0: none)
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)

@@ -67,7 +67,7 @@ class Normalizer(nn.Module):
             if key not in self.kinds:
                 continue
             for name, v in s.items():
-                if not hasattr(self, f"{_n(key)}_{name}"):  # e.g. delta_std where no head predicts changes
+                if name == "delta_std" and not hasattr(self, f"{_n(key)}_{name}"):  # no head predicts changes
                     continue
                 buf = getattr(self, f"{_n(key)}_{name}")
                 buf.copy_(torch.as_tensor(v, dtype=torch.float32).reshape(buf.shape))

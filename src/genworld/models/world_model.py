@@ -316,7 +316,8 @@ class WorldModel(nn.Module):
               tokens: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Dynamics output (..., S, D) -> raw predictions per key for the next step (and this step's reward/done).
 
-        `local` holds the local path's stem features (..., W, gh, gw) of the first camera (`video_local`)."""
+        `local` holds the local path's stem features (..., W, gh, gw) of the first camera (`video_local`); `tokens`
+        the input tokens of the same steps, which heads that predict a change (`proprio_residual`) add it to."""
         pred = {}
         for m in self.videos + self.audios:  # per code position: (..., n_codes, sum(levels))
             io = self.inp[mkey(m.key)]
@@ -333,7 +334,9 @@ class WorldModel(nn.Module):
                     pred[m.key + "#values"] = pred[m.key + "#values"] + fix[..., L:]
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
-        if self.cfg.proprio_residual and tokens is not None:
+        if self.cfg.proprio_residual:
+            if tokens is None:
+                raise ValueError("heads: proprio_residual predicts a change, so it needs the current step's tokens")
             for m in self.proprios:  # the head's output is the change, in units of its std
                 pred[m.key] = tokens[m.key].reshape(pred[m.key].shape) + pred[m.key] * self.norm.delta_scale(m.key)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
