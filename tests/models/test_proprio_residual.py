@@ -7,6 +7,7 @@ import torch
 
 from genworld.models.losses import next_step_losses
 from genworld.models.normalizer import Normalizer, compute_stats
+from genworld.models.world_model import mkey
 
 from .test_world_model import batch_of, small_model
 
@@ -28,8 +29,8 @@ def test_a_zero_head_predicts_no_change_and_the_loss_is_in_units_of_the_change()
     model.norm.set_stats({KEY: {"mean": [0.0] * 4, "std": [10.0] * 4, "delta_std": [1.0, 2.0, 5.0, 10.0]}})
     assert torch.allclose(model.norm.delta_scale(KEY), torch.tensor([0.1, 0.2, 0.5, 1.0]))
     with torch.no_grad():
-        model.out[KEY.replace(".", "__")].weight.zero_()
-        model.out[KEY.replace(".", "__")].bias.zero_()
+        model.out[mkey(KEY)].weight.zero_()
+        model.out[mkey(KEY)].bias.zero_()
     tokens = model.tokenize(batch_of(model, 2, 5))
     pred = model(tokens)
     assert torch.allclose(pred[KEY][:, :, 0], tokens[KEY])  # the current step, unchanged
@@ -42,5 +43,5 @@ def test_runs_without_it_load_stats_that_hold_the_change() -> None:
     """A model without residual heads has no buffer for the change's std and ignores it in the stats."""
     norm = Normalizer(small_model().spec)
     norm.set_stats({KEY: {"mean": [1.0] * 4, "std": [2.0] * 4, "delta_std": [0.5] * 4}})
-    assert not hasattr(norm, "observation__state_delta_std")
-    assert "observation__state_delta_std" in Normalizer(small_model().spec, deltas=True).state_dict()
+    assert not hasattr(norm, f"{mkey(KEY)}_delta_std")
+    assert f"{mkey(KEY)}_delta_std" in Normalizer(small_model().spec, deltas=True).state_dict()
