@@ -42,9 +42,6 @@ class WorldModelConfig:
     proprio_pointers: int = 0  # P points read linearly off proprio; each first-camera token's embedding gets its offsets to them
     proprio_residual: bool = False  # proprio heads predict the change from the current step, in units of its std
     video_local: int = 0  # channels of a local conv path on the first camera's code grid, skip-connected to its heads (0: none)
-    video_passes: int = 1  # decoding passes per step for image codes; >1: iterative (MaskGIT-like), trained with revealed codes
-    video_reveal_prob: float = 0.5  # with video_passes > 1: share of training steps that see part of the next step's codes
-    video_sure: float = 0.9  # with video_passes > 1: codes at least this likely are fixed after the first pass
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
     contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)

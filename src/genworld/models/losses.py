@@ -24,7 +24,7 @@ def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
     total = total / len(levels)
     if weight is None:
         return total.mean()
-    return (total * weight).sum() / weight.sum().clamp(min=1e-6)
+    return (total * weight).sum() / weight.sum()
 
 
 def contact_bce(model: WorldModel, key: str, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -48,15 +48,13 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         # Most codes of a frame repeat the previous step's (static background); the ones that change
         # carry the dynamics, so they weigh more.
         changed = (idx != codes[:, :-1]).any(-1).float()  # (B, T-1, n)
-        wt = 1 + model.cfg.changed_code_weight * changed
-        if m.key + "#revealed" in pred:  # codes given to the model as input (video_passes > 1) teach nothing
-            wt = wt * (~pred[m.key + "#revealed"][:, :-1]).float()
-        loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels, wt)
+        loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels, 1 + model.cfg.changed_code_weight * changed)
         total = total + w.get(m.kind, 1.0) * loss
         logs[f"{m.key}/ce"] = loss.item()
         if m.key + "#values" in pred:
             err = (pred[m.key + "#values"][:, :-1] - tok.fsq.values(idx)).pow(2).mean(-1)
-            reg = (err * wt).sum() / wt.sum().clamp(min=1e-6)
+            wt = 1 + model.cfg.changed_code_weight * changed
+            reg = (err * wt).sum() / wt.sum()
             total = total + model.cfg.video_regress * reg
             logs[f"{m.key}/value_mse"] = reg.item()
     for m in model.touches:

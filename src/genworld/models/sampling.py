@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -106,80 +105,3 @@ def decode_step(model: WorldModel, tokens: dict[str, torch.Tensor]) -> dict[str,
     if model.done_key and model.done_key in tokens:
         obs[model.done_key] = tokens[model.done_key][:, 0] > 0.5
     return obs
-
-
-def fixed_logits(idx: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
-    """Indices (..., C) -> per-channel logits (..., sum(levels)) that put all the mass on those levels."""
-    parts = [torch.nn.functional.one_hot(idx[..., c], lv).float() for c, lv in enumerate(levels)]
-    return (torch.cat(parts, -1) - 1) * 1e4
-
-
-def code_log_prob(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...]) -> torch.Tensor:
-    """Log-probability (...) of codes idx (..., C) under per-channel logits (..., sum(levels))."""
-    total = logits.new_zeros(idx.shape[:-1])
-    off = 0
-    for c, lv in enumerate(levels):
-        lp = logits[..., off: off + lv].float().log_softmax(-1)
-        total = total + lp.gather(-1, idx[..., c: c + 1])[..., 0]
-        off += lv
-    return total
-
-
-@torch.no_grad()
-def refine_step(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor], t: int,
-                cache: Any, prev: dict[str, torch.Tensor] | None, temperature: float = 0.0, top_k: int = 0,
-                gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Iterative decoding of one step's image codes (`video_passes` > 1), as MaskGIT decodes an image.
-
-    The first pass (`pred`) predicts every code at once, each on its own, so a disc the model is unsure of
-    can vanish: every code where it might be says "background". Here codes at least `video_sure` likely are
-    fixed after the first pass; the unsure ones are fixed in `video_passes - 1` rounds, the most likely first,
-    and each later pass sees the codes fixed so far (`WorldModel.step(reveal=...)`, against `cache`, the
-    cache before step t, which it does not change). Returns `pred` with every camera's logits putting all
-    mass on the chosen codes and the values regressed in the pass that fixed each code; the other
-    modalities keep the first pass's predictions."""
-    K = model.cfg.video_passes
-    if K <= 1 or not model.videos:
-        return pred
-    state = {}
-    for m in model.videos:
-        lg = pred[m.key]  # (B, n, L)
-        state[m.key] = {"idx": torch.zeros(*lg.shape[:-1], len(model.image_tok[m.key.replace(".", "__")].fsq.levels),
-                                           dtype=torch.long, device=lg.device),
-                        "fixed": torch.zeros(lg.shape[:-1], dtype=torch.bool, device=lg.device),
-                        "values": pred.get(m.key + "#values"), "unsure": None}
-    cur = pred
-    for k in range(1, K):
-        reveal = {}
-        for m in model.videos:
-            st, levels = state[m.key], model.image_tok[m.key.replace(".", "__")].fsq.levels
-            cand = sample_codes(cur[m.key], levels, temperature, top_k, gen)  # (B, n, C)
-            lp = code_log_prob(cur[m.key], cand, levels)
-            if st["unsure"] is None:  # after the first pass: fix the sure codes, count the rest
-                sure = lp >= math.log(model.cfg.video_sure)
-                st["unsure"] = (~sure).sum(1)  # (B,)
-                new = sure
-            else:
-                new = torch.zeros_like(st["fixed"])
-            # keep the least likely floor(unsure * (K - k) / K) codes open, fix the rest
-            open_after = (st["unsure"] * (K - k)) // K  # (B,)
-            score = lp.masked_fill(st["fixed"] | new, float("inf"))  # already fixed rank last among the open ones
-            order = score.argsort(1)  # ascending: least likely first
-            rank = torch.empty_like(order).scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
-            still_open = ~(st["fixed"] | new)
-            new = new | (still_open & (rank >= open_after[:, None]))
-            st["idx"] = torch.where(new[..., None], cand, st["idx"])
-            if st["values"] is not None and m.key + "#values" in cur:
-                st["values"] = torch.where(new[..., None], cur[m.key + "#values"], st["values"])
-            st["fixed"] = st["fixed"] | new
-            reveal[m.key] = (st["idx"][:, None], st["fixed"][:, None])
-        cur, _ = model.step(tokens, t, cache, prev, reveal=reveal)
-    out = dict(pred)
-    if getattr(model, "_others_from_last", False):  # EXPERIMENT
-        out = dict(cur)
-    for m in model.videos:
-        st, levels = state[m.key], model.image_tok[m.key.replace(".", "__")].fsq.levels
-        out[m.key] = torch.where(st["fixed"][..., None], fixed_logits(st["idx"], levels), cur[m.key])
-        if st["values"] is not None:
-            out[m.key + "#values"] = torch.where(st["fixed"][..., None], st["values"], cur[m.key + "#values"])
-    return out

@@ -71,7 +71,6 @@ class WorldModel(nn.Module):
         self.out = nn.ModuleDict()
         self.delta = nn.ModuleDict()  # optional: embedding of an image token's change since the previous step
         self.regress = nn.ModuleDict()  # optional: the next step's image code values, regressed
-        self.reveal = nn.ModuleDict()  # optional (video_passes > 1): embedding of the next step's codes fixed so far
         s = 0
         self.groups: dict[str, CodeGroups] = {}
         for m in self.videos + self.audios:  # code positions grouped into tokens
@@ -84,9 +83,6 @@ class WorldModel(nn.Module):
             self.groups[m.key] = g
             self.slots[m.key] = slice(s, s + g.n_groups)
             if m.kind == "video" and cfg.video_conv > 0:
-                if cfg.video_passes > 1:
-                    raise ValueError(f"video_passes={cfg.video_passes} needs the linear token path; it cannot be "
-                                     f"combined with video_conv={cfg.video_conv}")
                 self.inp[mkey(m.key)] = VideoCodeIO(tok.cfg.grid, tok.fsq.levels, g, D, cfg.video_conv)
             else:
                 self.inp[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D)
@@ -95,8 +91,6 @@ class WorldModel(nn.Module):
                     self.delta[mkey(m.key)] = nn.Linear(g.size * tok.fsq.dim, D, bias=False)
                 if m.kind == "video" and cfg.video_regress > 0:
                     self.regress[mkey(m.key)] = nn.Linear(D, g.size * tok.fsq.dim)
-                if m.kind == "video" and cfg.video_passes > 1:  # per code: its value, change and a "fixed" flag
-                    self.reveal[mkey(m.key)] = nn.Linear(g.size * (2 * tok.fsq.dim + 1), D, bias=False)
             s += g.n_groups
         for m in self.touches:  # value and contact logit per taxel
             n = math.prod(m.shape)
@@ -127,9 +121,6 @@ class WorldModel(nn.Module):
         # equivariant computation at code resolution instead of something squeezed through a token.
         self.local: nn.ModuleDict | None = None
         v0 = self.videos[0] if self.videos else None
-        if cfg.video_passes > 1 and not 0 < cfg.video_sure <= 1:
-            raise ValueError(f"video_sure={cfg.video_sure} must be in (0, 1]: the probability above which a code "
-                             "is fixed after the first decoding pass")
         if cfg.video_local > 0 and cfg.video_conv > 0:
             raise ValueError(f"video_local={cfg.video_local} needs the linear token path; it cannot be combined "
                              f"with video_conv={cfg.video_conv}")
@@ -216,12 +207,8 @@ class WorldModel(nn.Module):
     def embed(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
               rows: slice | None = None, global_batch: int | None = None,
               prev: dict[str, torch.Tensor] | None = None,
-              local: dict[str, torch.Tensor] | None = None,
-              reveal: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+              local: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """Tokens (B, T, ...) -> embeddings (B, T, S, D); with `gen`, context corruption is applied.
-
-        `reveal` (`video_passes` > 1) maps a camera to the next step's codes fixed so far: indices (B, T, n, C)
-        and a mask (B, T, n); each image token's embedding gets an embedding of its fixed codes.
 
         With `video_local`, `local` receives the local path's features of the first camera (B, T, W, gh, gw).
 
@@ -270,11 +257,6 @@ class WorldModel(nn.Module):
                 ptr = self.pointers(tokens) if m.key == self.videos[0].key and self.pointer is not None else None
                 if ptr is not None:  # one map fits one camera's projection
                     e = e + self._pointer_features(ptr, self.groups[m.key])
-                if reveal is not None and m.key in reveal:
-                    nxt, fixed = reveal[m.key]
-                    r = fixed.reshape(B, T, -1, 1).to(vals.dtype)
-                    nv = tok.fsq.values(nxt.reshape(B, T, -1, idx.shape[-1]))
-                    e = e + self.reveal[mkey(m.key)](self.groups[m.key].group(torch.cat([nv * r, (nv - vals) * r, r], -1)))
                 if want_local:
                     local[m.key] = self._local_features(ptr, vals, diff, tok.cfg.grid)
                 parts.append(e)
@@ -402,61 +384,23 @@ class WorldModel(nn.Module):
             p = (torch.sigmoid(out[..., n:]) + torch.sigmoid(read)) / 2
             pred[m.key] = torch.cat([out[..., :n], torch.logit(p, eps=1e-6)], dim=-1)
 
-    def training_reveal(self, tokens: dict[str, torch.Tensor], gen: torch.Generator, rows: slice | None = None,
-                        global_batch: int | None = None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Next-step codes to reveal at each training step (`video_passes` > 1): {camera: (indices, mask)}.
-
-        A `video_reveal_prob` share of the steps reveals some of the next step's codes, as later decoding passes
-        see them: with s uniform in [0, 2), unchanged codes (the sure ones at inference) with probability min(s, 1)
-        and changed ones with max(s - 1, 0). The last step has no next step and reveals nothing. Drawn for
-        `global_batch` rows and sliced, so data-parallel ranks split one process's batch."""
-        out = {}
-        for m in self.videos:
-            idx = tokens[m.key]
-            B, T = idx.shape[:2]
-            idx = idx.reshape(B, T, -1, idx.shape[-1])
-            G, rows_ = (global_batch or B), (rows or slice(0, B))
-            on = (torch.rand(G, T - 1, generator=gen) < self.cfg.video_reveal_prob)[rows_].to(idx.device)
-            s = (2 * torch.rand(G, T - 1, generator=gen))[rows_].to(idx.device)
-            u = torch.rand(G, T - 1, idx.shape[2], generator=gen)[rows_].to(idx.device)
-            changed = (idx[:, 1:] != idx[:, :-1]).any(-1)  # (B, T-1, n)
-            rate = torch.where(changed, (s - 1).clamp(min=0)[..., None], s.clamp(max=1)[..., None])
-            fixed = on[..., None] & (u < rate)
-            out[m.key] = (torch.cat([idx[:, 1:], idx[:, -1:]], 1), torch.cat([fixed, torch.zeros_like(fixed[:, :1])], 1))
-        return out
-
     def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
                 rows: slice | None = None, global_batch: int | None = None,
-                read_contacts: bool = True, reveal: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-                ) -> dict[str, torch.Tensor]:
+                read_contacts: bool = True) -> dict[str, torch.Tensor]:
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}, with the contact
-        readers' probabilities averaged in (as `step` does) unless `read_contacts` is False.
-
-        In training (`gen` given) with `video_passes` > 1, part of each next step's codes is revealed
-        (`training_reveal`, unless `reveal` gives them, as `embed` takes it); `pred[camera + "#revealed"]`
-        (B, T, n) marks them, and the losses skip them."""
+        readers' probabilities averaged in (as `step` does) unless `read_contacts` is False."""
         local: dict[str, torch.Tensor] = {}
-        if reveal is None and gen is not None and self.cfg.video_passes > 1 and tokens[self.action.key].shape[1] >= 2:
-            reveal = self.training_reveal(tokens, gen, rows, global_batch)
-        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local, reveal=reveal)),
-                          local, tokens)
-        for k, (_, fixed) in (reveal or {}).items():
-            pred[k + "#revealed"] = fixed
+        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local)), local, tokens)
         if read_contacts and len(self.reader):
             self._read_contacts(pred, tokens, None)
         return pred
 
     def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None,
-             prev: dict[str, torch.Tensor] | None = None,
-             reveal: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
-             ) -> tuple[dict[str, torch.Tensor], KVCache]:
+             prev: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], KVCache]:
         """One cached inference step: tokens of step t {key: (B, 1, ...)} (and `prev`, those of step t-1,
-        None at the first step) -> predictions {key: (B, ...)}, and the cache with step t added.
-
-        `reveal` gives the next step's image codes fixed so far ({camera: (indices (B, 1, n, C), mask (B, 1, n))};
-        a later decoding pass of `video_passes`); such a pass should not keep the returned cache."""
+        None at the first step) -> predictions {key: (B, ...)}."""
         local: dict[str, torch.Tensor] = {}
-        h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local, reveal=reveal)[:, 0], t, cache)
+        h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local)[:, 0], t, cache)
         pred = self.heads(h, {k: v[:, 0] for k, v in local.items()}, {k: v[:, 0] for k, v in tokens.items()})
         if len(self.reader):
             pred = {k: v[:, None] for k, v in pred.items()}  # (B, 1, ...) as in forward

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from genworld.models import WorldModel
-from genworld.models.sampling import MEAN_SUFFIX, decode_step, refine_step, sample_step
+from genworld.models.sampling import MEAN_SUFFIX, decode_step, sample_step
 from genworld.spec import WorldSpec
 
 ACTION_TOLERANCE = 1e-3  # continuous actions may exceed [low, high] by this much (float round-off)
@@ -154,10 +154,7 @@ class WorldSession:
         if self._pending is None:
             raise RuntimeError("step() before reset(): start the session from a context first")
         tokens = {**self._pending, self.spec.action.key: self._action_tokens(action)}
-        pred, cache = self.model.step(tokens, self._t, self._cache, self._prev)
-        pred = refine_step(self.model, pred, tokens, self._t, self._cache, self._prev, self.temperature, self.top_k,
-                           self.gen)  # later decoding passes, with video_passes > 1
-        self._cache = cache
+        pred, self._cache = self.model.step(tokens, self._t, self._cache, self._prev)
         nxt = sample_step(self.model, pred, self.temperature, self.top_k, self.gen)
         self._t += 1
         self._prev = self._pending
