@@ -31,7 +31,16 @@ cfg.model.audio = AudioTokenizerConfig(n_tokens=2, hidden=32, levels=(5, 5))
 cfg.model.dynamics = DynamicsConfig(dim=32, depth=2, heads=2, window=4)
 t = cfg.train
 t.tok_steps, t.dyn_steps, t.batch_size, t.tok_batch_size, t.log_every, t.val_episodes = 3, 3, 4, 8, 1, 2
-train_run(cfg, store, sys.argv[1], False, init_distributed("cpu"), progress=False)
+if len(sys.argv) > 2:  # a wall-clock run in which rank 1 sets up each stage 1 s late, off its own clock,
+    import os, time  # while rank 0 waits that second inside its first step: their clocks would differ by 1 s
+    from genworld.train.trainer import Trainer
+    t.tok_steps = t.dyn_steps = 10**9
+    t.max_minutes = float(sys.argv[2])
+    if os.environ["RANK"] == "1":
+        make_optim = Trainer._make_optim
+        Trainer._make_optim = lambda self, *a: (time.sleep(1.0), make_optim(self, *a))[1]
+res = train_run(cfg, store, sys.argv[1], False, init_distributed("cpu"), progress=False)
+print("steps", res["global_step"], flush=True)
 """
 
 
@@ -62,3 +71,19 @@ def test_two_gloo_ranks_match_one_process(tmp_path) -> None:
     wb, _, _ = load_checkpoint(latest_checkpoint(two))
     for k in wa:
         assert torch.allclose(wa[k], wb[k], atol=1e-4, rtol=1e-3), k
+
+
+def test_ranks_share_one_clock_under_max_minutes(tmp_path) -> None:
+    """With --max-minutes each rank would otherwise end a stage by its own clock: a rank that stops while
+    the other still steps leaves DDP waiting forever (here: until the timeout). Both must stop together."""
+    script = tmp_path / "train_small.py"
+    script.write_text(SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(k, None)
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                        str(script), str(tmp_path / "run"), "0.1"], env=env, timeout=180, capture_output=True,
+                       text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    steps = [line.split()[-1] for line in p.stdout.splitlines() if "steps" in line]
+    assert len(steps) == 2 and steps[0] == steps[1] and int(steps[0]) > 2, p.stdout[-2000:]

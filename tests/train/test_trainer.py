@@ -66,6 +66,40 @@ def test_contact_thresholds_are_calibrated_on_training_episodes_and_applied_by_s
         WorldSession.load(run)
 
 
+def test_the_clock_counts_tokenizing_and_validation_not_only_steps(tmp_path, store, small_cfg, monkeypatch) -> None:
+    """--max-minutes is wall time: tokenizing the dataset and the validations in the loop spend the budget.
+
+    Both are made a known amount slower (the real work plus a sleep); the run's clock must hold those
+    seconds, and a budget smaller than the tokenizing leaves stage 2 no steps instead of running over."""
+    import time
+
+    from genworld.train.trainer import Trainer
+    from genworld.train.tokens import TokenCache
+
+    build, validate = TokenCache.build.__func__, Trainer.validate
+
+    def slow_build(cls, *a, **kw):
+        time.sleep(1.0)
+        return build(cls, *a, **kw)
+
+    def slow_validate(self, *a, **kw):
+        time.sleep(0.5)
+        return validate(self, *a, **kw)
+
+    monkeypatch.setattr(TokenCache, "build", classmethod(slow_build))
+    monkeypatch.setattr(Trainer, "validate", slow_validate)
+    cfg = small_cfg(store)  # 4 + 6 steps, validation every 3: 1 + 2 validations in the loop, 1 after it
+    res = train_run(cfg, store, tmp_path / "run", False, DistInfo(), progress=False)
+    assert res["global_step"] == 10 and res["elapsed_s"] >= 1.0 + 3 * 0.5, res["elapsed_s"]
+
+    cfg = small_cfg(store, tok_steps=10**9, dyn_steps=10**9)
+    cfg.train.max_minutes, cfg.train.val_every = 0.01, 10**9  # 0.6 s: 0.12 s for stage 1, less than tokenizing
+    res = train_run(cfg, store, tmp_path / "short", False, DistInfo(), progress=False)
+    recs = [json.loads(line) for line in (tmp_path / "short" / "metrics.jsonl").read_text().splitlines()]
+    assert not any(r.get("stage") == 2 and "loss" in r for r in recs)  # stage 2 took no step
+    assert res["done"] and 1.0 <= res["elapsed_s"] < 0.6 + 1.0 + 0.5
+
+
 @pytest.mark.parametrize("kill_at", [3, 9])  # stage 1 (tokenizers) and stage 2 (dynamics)
 def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, store, small_cfg, monkeypatch,
                                                                    kill_at) -> None:

@@ -59,3 +59,13 @@ def all_mean(x: float, info: DistInfo) -> float:
     t = torch.tensor([x], dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return float(t.item()) / info.world_size
+
+
+def all_max(x: float, info: DistInfo) -> float:
+    """Largest value of a float over ranks (identity in one process): ranks that share a clock agree on
+    the learning rate and on when a --max-minutes stage ends."""
+    if not info.distributed:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())

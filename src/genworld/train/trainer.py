@@ -28,7 +28,7 @@ from genworld.train.checkpoint import (
 )
 from genworld.train.config import RunConfig
 from genworld.train.data import EpisodeStore, sample_frames, sample_windows
-from genworld.train.distributed import DistInfo, all_mean
+from genworld.train.distributed import DistInfo, all_max, all_mean
 from genworld.train.logger import Logger
 from genworld.train.tokens import TokenCache
 
@@ -150,6 +150,7 @@ class Trainer:
         t_prev = time.perf_counter()
         while not self._stage_over(stage):
             step = self.state["step"]
+            t_step = time.perf_counter()
             lr = self._lr(stage)
             for g in self.optim.param_groups:
                 g["lr"] = lr
@@ -170,24 +171,26 @@ class Trainer:
                                                    self.tc.grad_clip)
             self.optim.step()
             now = time.perf_counter()
-            dt, t_prev = now - t_prev, now
+            dt, t_prev = now - t_prev, now  # the budget counts wall time: steps, validation and checkpoints
+            if self.tc.max_minutes is not None:
+                dt = all_max(dt, self.dist)  # one clock for every rank
+            step_s = now - t_step
             self.state["step"] += 1
             self.state["global_step"] += 1
             self.state["elapsed_s"] += dt
             self.state["stage_elapsed_s"] += dt
             if step % self.tc.log_every == 0 or self._stage_over(stage):
                 rec = {"stage": stage, "step": step + 1, "global_step": self.state["global_step"], "lr": lr,
-                       "grad_norm": float(gnorm), "samples_per_s": gb / dt,
+                       "grad_norm": float(gnorm), "samples_per_s": gb / step_s,
                        "elapsed_s": round(self.state["elapsed_s"], 2),
                        **{k: all_mean(v, self.dist) for k, v in logs.items()}}
                 self.log.metrics(rec)
-                bar.set_postfix(loss=f"{rec.get('loss', loss.item()):.3f}", sps=f"{gb / dt:.0f}")
+                bar.set_postfix(loss=f"{rec.get('loss', loss.item()):.3f}", sps=f"{gb / step_s:.0f}")
             bar.update(1)
             if (step + 1) % self.tc.val_every == 0:
                 self.log.metrics(self.validate(stage, cache))
             if ((step + 1) % self.tc.ckpt_every == 0 or now - self._last_save > self.tc.ckpt_every_s):
                 self._save()
-            t_prev = time.perf_counter()  # validation and checkpoints do not count as training time
         bar.close()
 
     @torch.no_grad()
@@ -223,7 +226,12 @@ class Trainer:
             self.state.update(stage=2, step=0, stage_elapsed_s=0.0)
             self.optim, self._optim_resume = None, None  # stage 2 starts a fresh optimiser
             self._save()
+        t0 = time.perf_counter()
         cache = TokenCache.build(self.model, self.store, self.dist.device)
+        built = all_max(time.perf_counter() - t0, self.dist)  # tokenizing is part of stage 2's wall-clock budget
+        self.state["elapsed_s"] += built
+        self.state["stage_elapsed_s"] += built
+        self.log.info(f"tokenized {self.store.num_episodes} episodes in {built:.1f} s")
         self._run_stage(2, cache)
         self.state["done"] = True
         self._save()
