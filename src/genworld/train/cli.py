@@ -14,7 +14,8 @@ Stage 1 fits the tokenizers, stage 2 the dynamics transformer on tokens cached o
     p.add_argument("--out", required=True, help="run directory (config.json, checkpoints, metrics.jsonl)")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"], help="model size (default tiny)")
     p.add_argument("--max-steps", type=int, help="total optimiser steps, split between the two stages")
-    p.add_argument("--max-minutes", type=float, help="wall-clock budget for both stages")
+    p.add_argument("--max-minutes", type=float, help="wall-clock budget for both stages: steps, validation, checkpoints and tokenizing the data count; "
+                   "the statistics before and the contact calibration after (seconds) come on top")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--batch-size", type=int, help="global batch of windows for the dynamics stage")
     p.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"], help="default auto")

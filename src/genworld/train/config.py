@@ -22,7 +22,7 @@ class TrainConfig:
     seed: int = 0
     tok_steps: int = 1500  # stage 1: tokenizers
     dyn_steps: int = 6000  # stage 2: dynamics on cached tokens
-    max_minutes: float | None = None  # wall-clock budget for both stages (None: steps only)
+    max_minutes: float | None = None  # wall-clock budget for both stages, tokenizing included (None: steps only)
     tok_fraction: float = 0.3  # share of a --max-steps / --max-minutes budget given to stage 1
     tok_batch_size: int = 32  # frames per tokenizer step
     batch_size: int = 16  # windows per dynamics step (global, split across ranks)

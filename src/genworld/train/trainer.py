@@ -191,6 +191,11 @@ class Trainer:
                 self.log.metrics(self.validate(stage, cache))
             if ((step + 1) % self.tc.ckpt_every == 0 or now - self._last_save > self.tc.ckpt_every_s):
                 self._save()
+        tail = time.perf_counter() - t_prev  # the last step's validation and checkpoint are on the clock too
+        if self.tc.max_minutes is not None:
+            tail = all_max(tail, self.dist)
+        self.state["elapsed_s"] += tail
+        self.state["stage_elapsed_s"] += tail
         bar.close()
 
     @torch.no_grad()
