@@ -78,6 +78,7 @@ def test_a_timed_run_shows_progress_over_its_clock(tmp_path, dataset, capsys) ->
     err = capsys.readouterr().err
     assert "stage 2: dynamics, " in err and "step=" in err
     assert "1000000000" not in err  # no bar towards the unreachable step cap
+    assert "tokenizing the episodes" in err and "tokenized " in err  # the minute between the stages is shown too
 
 
 def test_set_changes_one_setting_of_the_preset_and_names_what_is_wrong(tmp_path, dataset, capsys) -> None:

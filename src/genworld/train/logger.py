@@ -83,6 +83,14 @@ class Logger:
         return tqdm(total=steps, initial=start, desc=f"stage {stage}: {name}", dynamic_ncols=True,
                     mininterval=1.0, file=sys.stderr)
 
+    def counter(self, total: int, desc: str, unit: str) -> Any:
+        """A plain progress bar over `total` items (e.g. episodes to tokenize), or a silent one."""
+        if not self.progress:
+            return _NoBar()
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=desc, unit=unit, dynamic_ncols=True, mininterval=1.0, file=sys.stderr)
+
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -21,8 +23,9 @@ class TokenCache:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, model: WorldModel, store: EpisodeStore, device: str, chunk: int = 64) -> TokenCache:
-        """Tokenize every episode of `store` with the model's (frozen) tokenizers."""
+    def build(cls, model: WorldModel, store: EpisodeStore, device: str, chunk: int = 64, bar: Any = None) -> TokenCache:
+        """Tokenize every episode of `store` with the model's (frozen) tokenizers; `bar` (a tqdm-like
+        object) is advanced by one per episode."""
         was = model.training
         model.eval()
         parts: dict[str, list[torch.Tensor]] = {}
@@ -36,6 +39,8 @@ class TokenCache:
                 for k, v in model.tokenize(batch).items():
                     parts.setdefault(k, []).append(v[0])
             n += T
+            if bar is not None:
+                bar.update(1)
         model.train(was)
         return cls({k: torch.cat(v) for k, v in parts.items()}, offsets)
 

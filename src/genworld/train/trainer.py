@@ -232,7 +232,9 @@ class Trainer:
             self.optim, self._optim_resume = None, None  # stage 2 starts a fresh optimiser
             self._save()
         t0 = time.perf_counter()
-        cache = TokenCache.build(self.model, self.store, self.dist.device)
+        bar = self.log.counter(self.store.num_episodes, "tokenizing the episodes", "ep")
+        cache = TokenCache.build(self.model, self.store, self.dist.device, bar=bar)
+        bar.close()
         built = all_max(time.perf_counter() - t0, self.dist)  # tokenizing is part of stage 2's wall-clock budget
         self.state["elapsed_s"] += built
         self.state["stage_elapsed_s"] += built
