@@ -73,8 +73,8 @@ def test_the_clock_counts_tokenizing_and_validation_not_only_steps(tmp_path, sto
     seconds, and a budget smaller than the tokenizing leaves stage 2 no steps instead of running over."""
     import time
 
-    from genworld.train.trainer import Trainer
     from genworld.train.tokens import TokenCache
+    from genworld.train.trainer import Trainer
 
     build, validate = TokenCache.build.__func__, Trainer.validate
 
