@@ -52,20 +52,18 @@ def init_distributed(device: str) -> DistInfo:
     return DistInfo(rank, world, local, dev)
 
 
+def _all_reduce(x: float, info: DistInfo, op: dist.ReduceOp) -> float:
+    t = torch.tensor([x], dtype=torch.float64, device=info.device)
+    dist.all_reduce(t, op=op)
+    return float(t.item())
+
+
 def all_mean(x: float, info: DistInfo) -> float:
     """Mean of a float over ranks (identity in one process)."""
-    if not info.distributed:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t)
-    return float(t.item()) / info.world_size
+    return _all_reduce(x, info, dist.ReduceOp.SUM) / info.world_size if info.distributed else x
 
 
 def all_max(x: float, info: DistInfo) -> float:
     """Largest value of a float over ranks (identity in one process): ranks that share a clock agree on
     the learning rate and on when a --max-minutes stage ends."""
-    if not info.distributed:
-        return x
-    t = torch.tensor([x], dtype=torch.float64, device=info.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
+    return _all_reduce(x, info, dist.ReduceOp.MAX) if info.distributed else x

@@ -120,6 +120,15 @@ class Trainer:
         warm = min(1.0, (self.state["step"] + 1) / self.tc.warmup)
         return base * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
+    def _tick(self, seconds: float) -> float:
+        """Put wall-clock seconds on the run's and the stage's clock; under --max-minutes every rank adds the
+        slowest rank's seconds, so all ranks agree on the learning rate and on when a stage ends."""
+        if self.tc.max_minutes is not None:
+            seconds = all_max(seconds, self.dist)
+        self.state["elapsed_s"] += seconds
+        self.state["stage_elapsed_s"] += seconds
+        return seconds
+
     def _stage_over(self, stage: int) -> bool:
         steps, secs = self._budget(stage)
         return self.state["step"] >= steps or self.state["stage_elapsed_s"] >= secs
@@ -171,14 +180,10 @@ class Trainer:
                                                    self.tc.grad_clip)
             self.optim.step()
             now = time.perf_counter()
-            dt, t_prev = now - t_prev, now  # the budget counts wall time: steps, validation and checkpoints
-            if self.tc.max_minutes is not None:
-                dt = all_max(dt, self.dist)  # one clock for every rank
-            step_s = now - t_step
+            self._tick(now - t_prev)  # wall time: the step, and the validation and checkpoint before it
+            t_prev, step_s = now, now - t_step
             self.state["step"] += 1
             self.state["global_step"] += 1
-            self.state["elapsed_s"] += dt
-            self.state["stage_elapsed_s"] += dt
             if step % self.tc.log_every == 0 or self._stage_over(stage):
                 rec = {"stage": stage, "step": step + 1, "global_step": self.state["global_step"], "lr": lr,
                        "grad_norm": float(gnorm), "samples_per_s": gb / step_s,
@@ -191,11 +196,7 @@ class Trainer:
                 self.log.metrics(self.validate(stage, cache))
             if ((step + 1) % self.tc.ckpt_every == 0 or now - self._last_save > self.tc.ckpt_every_s):
                 self._save()
-        tail = time.perf_counter() - t_prev  # the last step's validation and checkpoint are on the clock too
-        if self.tc.max_minutes is not None:
-            tail = all_max(tail, self.dist)
-        self.state["elapsed_s"] += tail
-        self.state["stage_elapsed_s"] += tail
+        self._tick(time.perf_counter() - t_prev)  # the last step's validation and checkpoint
         bar.close()
 
     @torch.no_grad()
@@ -235,9 +236,7 @@ class Trainer:
         bar = self.log.counter(self.store.num_episodes, "tokenizing the episodes", "ep")
         cache = TokenCache.build(self.model, self.store, self.dist.device, bar=bar)
         bar.close()
-        built = all_max(time.perf_counter() - t0, self.dist)  # tokenizing is part of stage 2's wall-clock budget
-        self.state["elapsed_s"] += built
-        self.state["stage_elapsed_s"] += built
+        built = self._tick(time.perf_counter() - t0)  # tokenizing is part of stage 2's wall-clock budget
         self.log.info(f"tokenized {self.store.num_episodes} episodes in {built:.1f} s")
         self._run_stage(2, cache)
         self.state["done"] = True
