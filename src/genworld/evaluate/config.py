@@ -39,6 +39,7 @@ class Thresholds:
     size_skip: tuple[int, ...] = ()  # palette colours whose area is too noisy to check (probe-read bodies)
     colour_tol: float = 12.0  # ΔE76 of a blob's mean colour from its palette colour that counts as a colour change
     energy_tol: float = 0.3  # speed gain (px/step) in free flight that counts as energy from nothing (`energy_rise`)
+    momentum_tol: float = 0.3  # relative momentum change of a free collision that counts as a violation
     contact_eps: float = 1.5  # gap (pixels) under which two discs, or a disc and a wall, are in visual contact
     sound_rms: float = 1e-3  # audio RMS above which a step can hold a sound onset
     touch_min: float = 1e-3  # total touch above which the agent is touched

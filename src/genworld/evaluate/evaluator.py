@@ -236,9 +236,10 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             ref[key] = obj["reference"].get(key, unavailable(no_causality))
         report["baselines"] = {n: {k: obj[n].get(k) for k in ("identity", "physics", "causality")}
                                for n in preds if n != "model"}
-        for k in ("state_error", "persistence"):
-            per_h[k] = {n: obj[n][k] for n in preds}
-            ref["per_horizon"][k] = obj["reference"][k]
+        for k in ("state_error", "persistence", "momentum_change"):
+            if k in obj["reference"]:
+                per_h[k] = {n: obj[n][k] for n in preds}
+                ref["per_horizon"][k] = obj["reference"][k]
         report["violations_per_episode"] = obj["model"]["violations_per_episode"]
         report["occlusion"], ref["occlusion"] = obj["model"]["occlusion"], obj["reference"]["occlusion"]
         for n in preds:
@@ -313,16 +314,17 @@ def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarra
 def _score_systems(objects_eval: Any, episodes: list[dict[str, np.ndarray]], preds: dict[str, Any], vkey: str,
                    akey: str | None, tkey: str | None, C: int, gt_frames: np.ndarray, tables: np.ndarray,
                    contacts: np.ndarray, seg: Any, th: Any, config: dict[str, Any], fps: float,
-                   gt_a: np.ndarray | None, gt_t: np.ndarray | None, gt_cache: list) -> dict[str, Any]:
+                   gt_a: np.ndarray | None, gt_t: np.ndarray | None, gt_cache: list,
+                   momentum: bool = True) -> dict[str, Any]:
     """Object, physics and causality scores of every predicted system and of the ground truth ("reference")."""
     out: dict[str, Any] = {}
     for name, p in preds.items():
         a = _with_anchor(episodes, akey, C, p[akey]) if akey and akey in p else None
         t = _with_anchor(episodes, tkey, C, p[tkey]) if tkey and tkey in p else None
         out[name] = objects_eval.score_system(_with_anchor(episodes, vkey, C, p[vkey]), gt_frames, tables, contacts,
-                                              seg, th, config, fps, a, t, gt_a, gt_t, gt_cache)
+                                              seg, th, config, fps, a, t, gt_a, gt_t, gt_cache, momentum)
     out["reference"] = objects_eval.score_system(gt_frames, gt_frames, tables, contacts, seg, th, config, fps,
-                                                 gt_a, gt_t, gt_a, gt_t, gt_cache)
+                                                 gt_a, gt_t, gt_a, gt_t, gt_cache, momentum)
     return out
 
 
@@ -386,7 +388,7 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     gt_a = _window(episodes, akey, C, H) if akey else None
     gt_t = _window(episodes, tkey, C, H) if tkey else None
     return out | _score_systems(objects_eval, episodes, preds, vkey, akey, tkey, C, gt_frames, tables, contacts,
-                                seg, th, dcfg, spec.fps, gt_a, gt_t, gt_cache)
+                                seg, th, dcfg, spec.fps, gt_a, gt_t, gt_cache, momentum=False)
 
 
 def run_surprise(sess: Any, episodes: list[dict[str, np.ndarray]], spec: Any, vkey: str, cfg: EvalConfig

@@ -21,6 +21,7 @@ from genworld.evaluate.consistency import (
     physics_rates,
     violation_flags,
 )
+from genworld.evaluate.momentum import momentum_events
 from genworld.evaluate.objects import Blobs, Segmenter, track_episode
 
 IDENTITY_KEYS = ("persistence", "attribute_drift", "id_switches_per_100", "idf1")
@@ -36,11 +37,12 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
                  seg: Segmenter, th: Thresholds, config: dict[str, Any], fps: float,
                  audio: np.ndarray | None = None, touch: np.ndarray | None = None,
                  gt_audio: np.ndarray | None = None, gt_touch: np.ndarray | None = None,
-                 gt_cache: list[list[Blobs]] | None = None) -> dict[str, Any]:
+                 gt_cache: list[list[Blobs]] | None = None, momentum: bool = True) -> dict[str, Any]:
     """Scores of frames (N, H+1, S, S, 3) against GT frames and tables (N, H+1, K, 10) of the same steps.
 
-    Returns identity, physics, causality (when audio/touch are given), gravity, per-horizon state error and
-    persistence (lists of length H), and per-episode violation counts (for picking the worst episode).
+    Returns identity, physics, causality (when audio/touch are given), gravity, per-horizon state error,
+    persistence and momentum change (lists of length H), and per-episode violation counts (for picking the
+    worst episode). `momentum`: check free collisions (worlds whose bodies collide free of external forces).
     """
     N, T1 = frames.shape[:2]
     H = T1 - 1
@@ -54,6 +56,8 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
             "sound_f1": np.zeros(3), "touch_f1": np.zeros(3)}
     gravity, per_episode = [], np.zeros(N)
     occl = np.zeros(4)  # re-emergence events, present, right identity, summed position error (of present)
+    mom_sum, mom_n = np.zeros(H), np.zeros(H)  # relative momentum change of free collisions per h
+    mom_flags = mom_unseen = 0
     size = float(seg.size)
     walls = np.asarray(config["walls"], np.float64) if config.get("walls") is not None else None  # default: borders
     for i in range(N):
@@ -83,6 +87,13 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
         pers_hit += both.sum(1)
         pers_n += vis.sum(1)
         occl += _reemergence(tr, tables[i], size)
+        if momentum:
+            steps, dp = momentum_events(tr, tables[i], contacts[i], config)
+            seen = np.isfinite(dp)
+            np.add.at(mom_sum, steps[seen] - 1, dp[seen])
+            np.add.at(mom_n, steps[seen] - 1, 1)
+            mom_flags += int((dp[seen] > th.momentum_tol).sum())
+            mom_unseen += int((~seen).sum())
         g = gravity_fit(tr, tables[i], contacts[i], config)
         if g.get("available"):
             gravity.append(g)
@@ -107,6 +118,15 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
         "violations_per_episode": per_episode.tolist(),
     }
     out["physics"]["eligible_energy_steps"] = int(wph["energy_rate"])
+    if momentum:
+        n_mom = int(mom_n.sum())
+        out["physics"].update({"momentum_rate": mom_flags / n_mom if n_mom else 0.0,
+                               "momentum_change": float(mom_sum.sum() / n_mom) if n_mom else None,
+                               "free_collisions": n_mom, "free_collisions_unseen": mom_unseen})
+        out["momentum_change"] = [float(a / n) if n else None for a, n in zip(mom_sum, mom_n)]
+    else:
+        out["physics"]["momentum"] = {"available": False, "reason": "bodies slide on a table (friction is an "
+                                                                    "external force): momentum is not conserved"}
     out["physics"]["object_frames"] = int(wph["vanish_rate"])
     g_true = float(config.get("gravity", 0.0))
     if g_true <= 0:

@@ -103,7 +103,7 @@ def markdown(report: dict[str, Any]) -> str:
     H = r["horizon"]
     marks = sorted({1, min(4, H), min(8, H), min(16, H), H})
     rows = []
-    for metric in ("psnr", "ssim", "proprio_error", "state_error", "persistence"):
+    for metric in ("psnr", "ssim", "proprio_error", "state_error", "persistence", "momentum_change"):
         for s in ph.get(metric, {}):
             rows.append((f"{metric} · {LABELS.get(s, s)}", [ph[metric][s][h - 1] for h in marks]))
     L += _table(rows, ["metric · system"] + [f"h={h}" for h in marks]) + [""]
