@@ -41,7 +41,9 @@ from genworld.evaluate.momentum import (
     momentum_changes,
     seen_centroids,
 )
+from genworld.evaluate.motion import clip_scores, mean_scores, motion_masks, score, variance_runs
 from genworld.evaluate.objects import Segmenter, track_episode
+from genworld.evaluate.subject import SubjectFeatures, subject_consistency
 
 V, A, TO = "observation.images.top", "observation.audio.mic", "observation.tactile.ring"
 X, Y, VX, VY, RADIUS, MASS, COLOUR, VISIBLE, EXISTS = range(9)
@@ -629,6 +631,140 @@ def test_momentum_change_after_a_collision_is_detected(collision_variants: dict[
 def test_momentum_needs_contacts_that_fit_the_tables() -> None:
     with pytest.raises(ValueError, match=r"\(T, K, K \+ 1\)"):
         free_collisions(np.zeros((10, 3, 10)), np.zeros((10, 3, 3)))
+
+
+# ---- feature subject consistency (METRICS.md 3.4) and the motion-mask score (4.9) ----------------------
+
+CLIP_C, CLIP_H = 4, 32  # context and horizon of the clips scored, as `genworld eval` does by default
+
+
+@dataclass
+class ClipSet:
+    """Clips of one collection seed: GT frames h = 0..H (frame 0 the last real context step) and tables."""
+
+    config: dict[str, Any]
+    episodes: list[dict[str, np.ndarray]]
+    frames: np.ndarray  # (E, H+1, S, S, 3)
+    tables: np.ndarray  # (E, H+1, K, 10)
+
+
+def make_clips(n: int, seed: int) -> ClipSet:
+    spec, eps = collect("bounce", n, CLIP_C + CLIP_H, seed=seed, policy="mixed", n_objects=4)
+    win = slice(CLIP_C - 1, CLIP_C + CLIP_H)
+    return ClipSet(spec.config, eps, np.stack([ep[V][win] for ep in eps]),
+                   np.stack([ep["gt.objects"][win].astype(np.float64) for ep in eps]))
+
+
+def jittered(c: ClipSet, rng: np.random.Generator) -> np.ndarray:
+    """The clips' predicted frames re-rendered with ±0.3 px jitter (frames a flawless model could draw)."""
+    out = c.frames.copy()
+    for e, tab in enumerate(c.tables):
+        out[e, 1:] = render_all(jitter_tables(tab[1:], 0.3, rng), c.config)
+    return out
+
+
+def recoloured(c: ClipSet, e: int, rng: np.random.Generator) -> np.ndarray:
+    """Clip e's frames with one object (not the agent) drawn in a palette colour no object of the episode has,
+    from a step h0 in [H/4, H/2) on."""
+    tab = c.tables[e].copy()
+    rows = [k for k in np.flatnonzero(tab[0, :, EXISTS] > 0.5) if k > 0]
+    k, h0 = int(rng.choice(rows)), int(rng.integers(CLIP_H // 4, CLIP_H // 2))
+    tab[h0:, k, COLOUR] = _unused_colour(tab[0], c.config, rng)
+    out = c.frames[e].copy()
+    out[h0:] = render_all(tab[h0:], c.config)
+    return out
+
+
+def sc_drops(c: ClipSet, videos: np.ndarray) -> np.ndarray:
+    """(E,) SC of the GT clips minus SC of `videos` (E, H+1, ...), features centred on these GT clips."""
+    feats = SubjectFeatures(c.frames[:, 1:])
+    return subject_consistency(feats.truth) - subject_consistency(feats(videos[:, 1:]))
+
+
+SC_DRAWS = 6  # jitter draws of a whole clip set
+
+
+@pytest.fixture(scope="module")
+def clip_sets() -> dict[str, Any]:
+    """Calibration clips (seed 11, 8 episodes) and held-out clips (seed 23, 16 episodes). From the calibration
+    set: the SC noise margin (the largest |mean SC_GT - mean SC_jittered| over SC_DRAWS jitter draws, at least
+    0.005: SC is reported as a mean over the scored episodes) and the motion-score floor (0.5th percentile of
+    the jittered clips' per-clip score)."""
+    cal, test = make_clips(8, CAL_SEED), make_clips(16, TEST_SEED)
+    rng = np.random.default_rng(5)
+    world = world_from_spec(cal.config)
+    noise, scores = [], []
+    pv = mean_scores(*variance_runs(world, cal.episodes, CLIP_C, CLIP_H, V, rng))
+    for _ in range(SC_DRAWS):
+        jit = jittered(cal, rng)
+        noise.append(abs(sc_drops(cal, jit).mean()))
+        scores += [score(clip_scores(p, t), pv) for p, t in zip(jit, cal.frames)]
+    return {"cal": cal, "test": test, "sc_tol": max(0.005, float(max(noise))),
+            "score_floor": float(np.percentile(scores, 0.5)), "world": world}
+
+
+def world_from_spec(config: dict[str, Any]) -> Any:
+    from genworld.worlds.bounce import world_from_spec_config
+
+    return world_from_spec_config(config, "bounce")
+
+
+def test_subject_consistency_is_high_and_stable_on_held_out_ground_truth(clip_sets: dict[str, Any]) -> None:
+    c, tol = clip_sets["test"], clip_sets["sc_tol"]
+    gt = subject_consistency(SubjectFeatures(c.frames[:, 1:]).truth)
+    assert gt.mean() >= 0.9 and gt.min() >= 0.8, gt
+    rng = np.random.default_rng(7)
+    drops = [sc_drops(c, jittered(c, rng)).mean() for _ in range(SC_DRAWS)]
+    assert max(abs(d) for d in drops) <= tol, f"jittered GT moved mean SC by more than {tol:.4f}: {drops}"
+
+
+def test_a_recoloured_object_lowers_subject_consistency(clip_sets: dict[str, Any]) -> None:
+    """Two recoloured videos per held-out episode; 40 sets of one of them per episode: mean SC drops by > tol."""
+    c, tol = clip_sets["test"], clip_sets["sc_tol"]
+    rng = np.random.default_rng(8)
+    E = len(c.frames)
+    videos = np.stack([recoloured(c, e, rng) for e in range(E) for _ in range(2)])
+    feats = SubjectFeatures(c.frames[:, 1:])
+    drops = (np.repeat(subject_consistency(feats.truth), 2) - subject_consistency(feats(videos[:, 1:]))).reshape(E, 2)
+    sets = drops[np.arange(E), rng.integers(0, 2, (40, E))].mean(1)
+    assert (sets > tol).mean() >= 0.95, f"recolour lowered mean SC by > {tol:.4f} in {(sets > tol).mean():.3f} of 40"
+    assert (drops > 0).mean() >= 0.9, f"per episode SC fell in only {(drops > 0).mean():.3f} of {drops.size}"
+
+
+def test_a_frozen_video_has_high_consistency_but_the_gap_and_motion_masks_reveal_it(
+        clip_sets: dict[str, Any]) -> None:
+    c, tol = clip_sets["test"], clip_sets["sc_tol"]
+    frozen = np.repeat(c.frames[:, :1], CLIP_H + 1, 1)  # copy-last
+    assert np.allclose(subject_consistency(SubjectFeatures(c.frames[:, 1:])(frozen[:, 1:])), 1.0)
+    gap = sc_drops(c, frozen).mean()
+    assert gap < -tol, f"the gap SC_GT - SC_frozen should be below -{tol:.4f}: {gap:.4f}"
+    m = mean_scores(frozen, c.frames)
+    assert m["spatiotemporal_iou"] == 0.0 and m["spatial_iou"] == 0.0, m
+    with pytest.raises(ValueError, match="H >= 2"):
+        subject_consistency(np.zeros((2, 1, 16)))
+
+
+def test_motion_mask_score_is_full_on_ground_truth_and_drops_when_motion_stops(clip_sets: dict[str, Any]) -> None:
+    c, floor = clip_sets["test"], clip_sets["score_floor"]
+    rng = np.random.default_rng(9)
+    pv = mean_scores(*variance_runs(clip_sets["world"], c.episodes, CLIP_C, CLIP_H, V, rng))
+    assert 0.3 < pv["spatiotemporal_iou"] < 1.0, pv  # perturbed runs move alike, not identically
+    assert score(mean_scores(c.frames, c.frames), pv) == 100.0
+    jit = np.concatenate([jittered(c, rng) for _ in range(2)])
+    ok = np.array([score(clip_scores(p, t), pv) for p, t in zip(jit, np.concatenate([c.frames] * 2))])
+    assert (ok < floor).mean() <= 0.01, (floor, ok)
+    hit = []
+    for e in range(len(c.frames)):  # motion stops: the video freezes from a step h0 in [1, H/4] on
+        for _ in range(2):
+            h0 = int(rng.integers(1, CLIP_H // 4 + 1))
+            v = c.frames[e].copy()
+            v[h0 + 1:] = v[h0]
+            hit.append(score(clip_scores(v, c.frames[e]), pv) < floor)
+    assert np.mean(hit) >= 0.95, f"frozen from h0: score below {floor:.1f} in {np.mean(hit):.3f} of {len(hit)}"
+    with pytest.raises(ValueError, match="T >= 2"):
+        motion_masks(c.frames[0, :1])
+    with pytest.raises(ValueError, match="differ in shape"):
+        clip_scores(c.frames[0], c.frames[0, :5])
 
 
 # ---- the larger sweep quoted in docs ----------------------------------------------------------------

@@ -85,6 +85,26 @@ def test_reference_on_ground_truth_is_clean(report: dict) -> None:
     assert all(e == 0.0 for e in ref["per_horizon"]["state_error"] if e is not None)
 
 
+def test_momentum_subject_consistency_and_motion_masks_are_reported(report: dict, report_dir: Path) -> None:
+    phys, ref = report["physics"], report["reference"]
+    for key in ("momentum_rate", "momentum_change", "free_collisions", "free_collisions_unseen"):
+        assert key in phys and key in ref["physics"], key
+    assert len(report["per_horizon"]["momentum_change"]["model"]) == H
+    sc = report["subject"]
+    assert 0.0 < sc["gt"] <= 1.0 and sc["gap"] == pytest.approx(sc["gt"] - sc["sc_local"])
+    frozen = sc["baselines"]["copy_last"]
+    assert frozen["sc_local"] == pytest.approx(1.0) and frozen["gap"] < 0  # SC rewards a frozen video; the gap shows it
+    assert ref["subject"]["sc_local"] == sc["gt"]
+    m = report["motion"]
+    assert 0.0 <= m["physics_iq_local"] <= 100.0 and 0.0 < m["pv"]["spatiotemporal_iou"] <= 1.0
+    assert m["baselines"]["copy_last"]["score"] == 0.0 and m["baselines"]["copy_last"]["spatiotemporal_iou"] == 0.0
+    assert ref["motion"]["physics_iq_local"] == 100.0
+    assert len(report["per_horizon"]["motion_mask_iou"]["model"]) == H
+    md = (report_dir / "report.md").read_text()
+    assert "## Subject consistency (local)" in md and "## Motion masks (physics_iq_local)" in md
+    assert "| momentum_rate |" in md
+
+
 def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: Path) -> None:
     from genworld.data import Dataset
 

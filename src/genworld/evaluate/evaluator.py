@@ -218,6 +218,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     kd = dist.pop("kd_local")
     report["distribution"] = {"kd_local": kd.pop("model"), "baselines": kd, **dist}
     ref["distribution"] = {"kd_local": dist["floor"]}
+    report["subject"], ref["subject"] = subject_block({n: p[vkey] for n, p in preds.items()}, true[vkey])
+    report["motion"], ref["motion"], motion_iou = motion_block(
+        {n: _with_anchor(episodes, vkey, C, p[vkey]) for n, p in preds.items()}, _window(episodes, vkey, C, H),
+        episodes, spec, vkey, C, H, cfg, bounce)
+    per_h["motion_mask_iou"] = motion_iou
+    ref["per_horizon"]["motion_mask_iou"] = [1.0] * H
 
     # ---- objects: identity, physics, causality --------------------------------------------------
     if palette or probe:
@@ -282,6 +288,56 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     write_json(report, out_dir / "report.json")
     bar.close()
     return report
+
+
+def subject_block(preds: dict[str, np.ndarray], truth: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report, reference) feature subject consistency, local (METRICS.md 3.4) of every system's frames."""
+    from genworld.evaluate.subject import subject_report
+
+    if truth.shape[1] < 2:
+        r = unavailable("subject consistency compares frames within a rollout: it needs --horizon >= 2")
+        return r, r
+    sc = subject_report(preds, truth)
+    out = {"sc_local": sc["sc"].pop("model"), "gt": sc["gt"], "gap": sc["gap"].pop("model"),
+           "baselines": {n: {"sc_local": sc["sc"][n], "gap": sc["gap"][n]} for n in sc["sc"]},
+           "episodes": sc["episodes"], "horizons": sc["horizons"], "encoder": sc["encoder"],
+           "method": "VBench's subject-consistency formula over h = 1..H with the KD-local encoder's first-stage "
+                     "channel means; gap = SC of the ground truth - SC of the system (below 0: more static than "
+                     "the world)"}
+    return out, {"sc_local": sc["gt"], "gap": 0.0}
+
+
+def motion_block(preds: dict[str, np.ndarray], truth: np.ndarray, episodes: list[dict[str, np.ndarray]], spec: Any,
+                 vkey: str, C: int, H: int, cfg: EvalConfig, bounce: bool
+                 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float]]]:
+    """(report, reference, per-h mask IoU per system) of the Physics-IQ-style motion-mask score (METRICS.md 4.9),
+    normalised by two perturbed re-runs of the bounce simulator (other worlds: raw metrics, no score)."""
+    from genworld.evaluate import motion as M
+
+    pv, how = None, ("no score: the physical variance needs the bounce simulator re-run from gt.objects with "
+                     "perturbed initial conditions, which this world cannot do")
+    if bounce:
+        from genworld.worlds.bounce import world_from_spec_config
+
+        world = world_from_spec_config(spec.config, spec.name)
+        runs = M.variance_runs(world, episodes, C, H, vkey, np.random.default_rng(cfg.seed + 2))
+        world.close()
+        pv = M.mean_scores(*runs)
+        how = (f"two bounce simulator runs per episode from the GT state of step C-1 with every position moved by "
+               f"uniform noise of ±{M.PERTURB} px, stepped with the true actions")
+    res = M.motion_report(preds, truth, pv, how)
+    systems = res["systems"]
+    iou = {n: systems[n].pop("iou_per_h") for n in systems}
+    block = lambda n: {**systems[n], "score": None if res["score"] is None else res["score"][n]}  # noqa: E731
+    out = {"physics_iq_local": block("model")["score"], **{k: systems["model"][k] for k in M.KEYS},
+           "baselines": {n: block(n) for n in systems if n != "model"}, "pv": res["pv"],
+           "threshold_grey": res["threshold_grey"],
+           "method": "motion masks |grey(x_t) - mean of the earlier frames| > 10 with 3x3 opening and closing; "
+                     "spatial, spatiotemporal and weighted spatial IoU with the GT masks and frame MSE, each divided "
+                     "by its physical variance; score = 100 x [mean IoU ratio - (MSE - PV_MSE)] clipped to [0, 100]"}
+    ref = {"physics_iq_local": None if pv is None else 100.0, "spatial_iou": 1.0, "spatiotemporal_iou": 1.0,
+           "weighted_spatial_iou": 1.0, "mse": 0.0}
+    return out, ref, iou
 
 
 def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], preds: dict[str, Any],

@@ -103,7 +103,8 @@ def markdown(report: dict[str, Any]) -> str:
     H = r["horizon"]
     marks = sorted({1, min(4, H), min(8, H), min(16, H), H})
     rows = []
-    for metric in ("psnr", "ssim", "proprio_error", "state_error", "persistence", "momentum_change"):
+    for metric in ("psnr", "ssim", "proprio_error", "state_error", "persistence", "momentum_change",
+                   "motion_mask_iou"):
         for s in ph.get(metric, {}):
             rows.append((f"{metric} · {LABELS.get(s, s)}", [ph[metric][s][h - 1] for h in marks]))
     L += _table(rows, ["metric · system"] + [f"h={h}" for h in marks]) + [""]
@@ -123,6 +124,7 @@ def markdown(report: dict[str, Any]) -> str:
         L += _table([("KD-local", [dist["kd_local"]] + [dist["baselines"].get(s) for s in dist["baselines"]]
                       + [dist.get("floor")])],
                     ["metric", "model"] + [LABELS.get(s, s) for s in dist["baselines"]] + ["floor (GT vs GT)"]) + [""]
+    L += _subject_and_motion(r)
     base = r.get("baselines", {})
     for section, title in (("identity", "Identity"), ("physics", "Physics violations (per visible object-frame)"),
                            ("causality", "Cross-modal causality"),
@@ -184,6 +186,32 @@ def markdown(report: dict[str, Any]) -> str:
         L += ["## Thresholds (calibrated on ground truth)", "", "```", json.dumps(_clean(r["thresholds"])), "```", ""]
     L += ["## Timing (s)", "", "```", json.dumps(r.get("timing", {})), "```", ""]
     return "\n".join(L)
+
+
+def _subject_and_motion(r: dict[str, Any]) -> list[str]:
+    """report.md sections of feature subject consistency (local) and the motion-mask score (physics_iq_local)."""
+    L = ["## Subject consistency (local)", ""]
+    sc = r.get("subject") or {}
+    if sc.get("available") is False:
+        L += [f"Unavailable: {sc['reason']}", ""]
+    elif sc:
+        base = sc["baselines"]
+        L += [f"{sc['method']}; encoder sha256 {sc['encoder']['sha256']}, {sc['episodes']} episodes.", ""]
+        L += _table([("SC-local", [sc["sc_local"]] + [base[s]["sc_local"] for s in base] + [sc["gt"]]),
+                     ("gap (GT - system)", [sc["gap"]] + [base[s]["gap"] for s in base] + [0.0])],
+                    ["metric", "model"] + [LABELS.get(s, s) for s in base] + ["ground truth"]) + [""]
+    m = r.get("motion") or {}
+    if m:
+        base = m["baselines"]
+        keys = ["physics_iq_local", "spatial_iou", "spatiotemporal_iou", "weighted_spatial_iou", "mse"]
+        L += ["## Motion masks (physics_iq_local)", "", f"{m['method']}.", ""]
+        rows = [(k, [m.get(k)] + [base[s].get("score" if k == "physics_iq_local" else k) for s in base]
+                 + [(r.get("reference", {}).get("motion") or {}).get(k), (m["pv"] or {}).get(k)]) for k in keys]
+        L += _table(rows, ["metric", "model"] + [LABELS.get(s, s) for s in base] + ["ground truth",
+                                                                                     "physical variance"])
+        pv = m["pv"]
+        L += ["", f"Physical variance: {pv.get('method') or pv.get('reason')}.", ""]
+    return L
 
 
 def write_report(report: dict[str, Any], out: Path, spec: Any, episodes: list[dict[str, np.ndarray]],
