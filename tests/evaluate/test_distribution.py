@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from genworld.data.reader import Dataset
-from genworld.evaluate.distribution import FrameEncoder, kd_local, kernel_distance
+from genworld.evaluate.distribution import FrameEncoder, feature_scale, kd_local, kernel_distance
 
 
 def test_kernel_distance_is_near_zero_for_one_distribution_and_grows_with_a_shift() -> None:
@@ -51,3 +51,20 @@ def test_kd_local_separates_broken_frames_from_the_worlds_own(bounce_data: Path)
         assert kd[broken] > 5 * real, (broken, kd, res["floor"])
     with pytest.raises(ValueError, match="first_h"):
         kd_local({"x": truth}, truth, first_h=40)
+
+
+def test_a_feature_the_world_never_varies_does_not_blow_the_distance_up() -> None:
+    """A static Atari screen leaves some encoder channels dark in every frame (spread 0). A model whose frames
+    light such a channel by a hair must not read as 10^20 away (a Pong report did, with spread + 1e-6)."""
+    rng = np.random.default_rng(3)
+    gt, same = rng.normal(size=(200, 16)), rng.normal(size=(200, 16))
+    gt[:, 0] = 0.0  # the dead channel
+    same[:, 0] = 1e-3  # the other side lights it, barely
+    scale = feature_scale(gt)
+    assert scale[0] == pytest.approx(0.1 * np.median(gt.std(0)[1:])) and np.allclose(scale[1:], gt.std(0)[1:])
+    mu = gt.mean(0)
+    kd = kernel_distance((same - mu) / scale, (gt - mu) / scale)
+    shifted = kernel_distance((rng.normal(0.5, 1.0, size=(200, 16)) - mu) / scale, (gt - mu) / scale)
+    assert abs(kd) < 0.05 * shifted  # the hair counts for next to nothing; a real shift still counts
+    assert kernel_distance((same - mu) / (gt.std(0) + 1e-6), (gt - mu) / (gt.std(0) + 1e-6)) > 1e6  # the old scale
+    np.testing.assert_array_equal(feature_scale(np.zeros((5, 3))), np.ones(3))  # all frames alike: raw units

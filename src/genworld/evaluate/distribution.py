@@ -64,6 +64,20 @@ def kernel_distance(x: np.ndarray, y: np.ndarray) -> float:
                  - 2 * kxy.mean())
 
 
+def feature_scale(gt: np.ndarray) -> np.ndarray:
+    """Per-feature scale for standardising features (N, d): the ground truth's own spread, so that every
+    feature counts and none by its units, floored at a tenth of the median spread of the features that vary
+    (in the encoder's own units when none does).
+
+    Without the floor, a feature the world's frames never vary (a channel that stays dark on a static Atari
+    screen has spread 0) turns any difference in it into z-scores of 10^4 and more, and the cubic kernel
+    raises those to the sixth power: a Pong report read 1e20 where the floored scale reads 1e15 and 5 for
+    copy-last."""
+    sd = gt.std(0)
+    varied = sd[sd > 0]
+    return np.maximum(sd, 0.1 * float(np.median(varied)) if len(varied) else 1.0)  # 1.0: frames all alike
+
+
 def kd_local(preds: dict[str, np.ndarray], truth: np.ndarray, first_h: int = 1,
              encoder: FrameEncoder | None = None) -> dict[str, Any]:
     """KD-local of every system's frames against the ground truth over horizons first_h..H.
@@ -77,8 +91,7 @@ def kd_local(preds: dict[str, np.ndarray], truth: np.ndarray, first_h: int = 1,
         raise ValueError(f"kd_local: first_h {first_h} outside 1..{H}")
     flat = lambda a: a[:, first_h - 1:].reshape(-1, *a.shape[2:])  # noqa: E731
     gt = enc(flat(truth))
-    # standardised by the ground truth's own spread, so that every feature counts and none by its scale
-    mu, sd = gt.mean(0), gt.std(0) + 1e-6
+    mu, sd = gt.mean(0), feature_scale(gt)
     z = lambda f: (f - mu) / sd  # noqa: E731
     gt = z(gt)
     out: dict[str, Any] = {"kd_local": {name: kernel_distance(z(enc(flat(p))), gt) for name, p in preds.items()}}
