@@ -42,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from genworld.evaluate.config import EvalConfig
     from genworld.evaluate.evaluator import evaluate
+    from genworld.evaluate.report import _fmt
 
     cfg = EvalConfig(context=args.context, horizon=args.horizon, episodes=args.episodes, seed=args.seed,
                      surprise_pairs=args.surprise_pairs)
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     def get(section: str, key: str) -> str:
         v = r.get(section, {}).get(key)
-        return "n/a" if v is None else f"{v:.3f}"
+        return "n/a" if v is None else _fmt(v)
 
     ps = r["per_horizon"]["psnr"]
     print(f"wrote {args.out}/report.json and report.md ({r['episodes']} episodes, horizon {r['horizon']}, "
@@ -61,8 +62,27 @@ def run(args: argparse.Namespace) -> int:
           f"controllability {get('controllability', 'ratio')}")
     d = r["distribution"]
     print(f"  KD-local at h={d['horizons'][0]}..{d['horizons'][1]}: model {get('distribution', 'kd_local')}, "
-          f"copy-last {d['baselines']['copy_last']:.3f}, floor {get('distribution', 'floor')} (lower is closer to "
+          f"copy-last {_fmt(d['baselines']['copy_last'])}, floor {get('distribution', 'floor')} (lower is closer to "
           "the world's frames)")
+    def num(v: float | None, fmt: str = ".3f") -> str:
+        return "n/a" if v is None else f"{v:{fmt}}"
+
+    sc, mo = r.get("subject", {}), r.get("motion", {})
+    if "sc_local" in sc:
+        piq = (f"physics_iq_local {num(mo['physics_iq_local'], '.1f')} (copy-last "
+               f"{num(mo['baselines']['copy_last']['score'], '.1f')}, ground truth 100)"
+               if mo.get("physics_iq_local") is not None else "physics_iq_local n/a (no simulator for its physical "
+               "variance; raw mask IoUs in the report)")
+        print(f"  SC-local {sc['sc_local']:.3f} (ground truth {sc['gt']:.3f}, gap {sc['gap']:+.3f}: below 0 = more "
+              f"static than the world); {piq}")
+    phys, ref_phys = r.get("physics", {}), r.get("reference", {}).get("physics", {})
+    if phys.get("free_collisions"):
+        print(f"  momentum: mean change {num(phys['momentum_change'])} over {phys['free_collisions']} free collisions, "
+              f"{num(phys['momentum_rate'])} flagged (ground truth through the same estimator: "
+              f"{num(ref_phys.get('momentum_change'))})")
+    elif "free_collisions" in phys:
+        print(f"  momentum: no free collision the prediction shows to check ({ref_phys.get('free_collisions', 0)} in "
+              "the ground truth's windows)")
     for n in r.get("notes", []):
         print(f"  note: {n}")
     return 0

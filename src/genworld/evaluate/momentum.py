@@ -54,7 +54,8 @@ def free_collisions(tables: np.ndarray, contacts: np.ndarray, w: int = MOMENTUM_
                     continue
                 m = tables[t, [i, j], MASS]
                 v = (tables[t - 1, [i, j], :2] - tables[t - 1 - w, [i, j], :2]) / w
-                if (m * np.hypot(v[:, 0], v[:, 1])).sum() >= min_speed * m.sum():
+                scale = (m * np.hypot(v[:, 0], v[:, 1])).sum()
+                if scale > 0 and scale >= min_speed * m.sum():
                     out.append((t, i, j))
     return out
 
