@@ -304,6 +304,9 @@ def subject_block(preds: dict[str, np.ndarray], truth: np.ndarray) -> tuple[dict
            "method": "VBench's subject-consistency formula over h = 1..H with the KD-local encoder's first-stage "
                      "channel means; gap = SC of the ground truth - SC of the system (below 0: more static than "
                      "the world)"}
+    if sc["episodes"] < 4:
+        out["note"] = (f"only {sc['episodes']} episodes: the features are centred on their own mean (validated with "
+                       "16), so SC is less comparable with other reports")
     return out, {"sc_local": sc["gt"], "gap": 0.0}
 
 
