@@ -68,3 +68,9 @@ def test_a_feature_the_world_never_varies_does_not_blow_the_distance_up() -> Non
     assert abs(kd) < 0.05 * shifted  # the hair counts for next to nothing; a real shift still counts
     assert kernel_distance((same - mu) / (gt.std(0) + 1e-6), (gt - mu) / (gt.std(0) + 1e-6)) > 1e6  # the old scale
     np.testing.assert_array_equal(feature_scale(np.zeros((5, 3))), np.ones(3))  # all frames alike: raw units
+
+
+def test_reports_print_huge_distances_readably() -> None:
+    from genworld.evaluate.report import _fmt
+
+    assert _fmt(1.1684e15) == "1.17e+15" and _fmt(5.0671) == "5.067" and _fmt(-0.09) == "-0.090" and _fmt(None) == "–"

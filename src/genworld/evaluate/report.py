@@ -80,7 +80,7 @@ def _fmt(v: Any, nd: int = 3) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
-        return f"{v:.{nd}f}"
+        return f"{v:.{nd}g}" if abs(v) >= 1e6 else f"{v:.{nd}f}"
     return str(v)
 
 
