@@ -105,6 +105,22 @@ def test_momentum_subject_consistency_and_motion_masks_are_reported(report: dict
     assert "| momentum_rate |" in md
 
 
+def test_drift_summaries_are_reported(report: dict, report_dir: Path) -> None:
+    d, ref = report["drift"], report["reference"]["drift"]
+    for q in ("psnr", "ssim"):
+        a = d["auc"][q]
+        assert a["copy_last"] == 0.0 and ref["auc"][q] == 1.0, (q, a, ref)
+        assert np.isfinite(a["model"]) and a["model"] <= 1.0 and a["horizons_used"] + len(a["excluded_h"]) == H
+        assert len(report["per_horizon"][q]["physical_variance"]) == H
+        assert set(d["slope"][q]) == {"model", "copy_last", "const_velocity", "physical_variance"}
+    assert d["slope_horizons"] == [H // 4, H]
+    assert d["slope"]["psnr"]["model"] == pytest.approx(report["summary"]["model"]["psnr_drift_slope_db_per_step"])
+    md = (report_dir / "report.md").read_text()
+    assert "## Drift" in md and "| AUC psnr (0 = copy-last, 1 = ceiling) |" in md
+    # 3 episodes: subject consistency's note on its centring reaches report.md, not only the JSON
+    assert report["subject"]["note"].startswith("only 3 episodes") and f"Note: {report['subject']['note']}" in md
+
+
 def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: Path) -> None:
     from genworld.data import Dataset
 
@@ -185,9 +201,11 @@ def _without_gt(src: Path, dst: Path, n: int = 4) -> Path:
     return dst
 
 
-def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp_path: Path) -> None:
+def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
     data = _without_gt(bounce_data, tmp_path / "nogt")
     assert _eval(tiny_run, data, tmp_path / "rep") == 0
+    assert "PSNR drift AUC n/a (no physical-variance ceiling" in capsys.readouterr().out
     r = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(r["per_horizon"]["psnr"]["model"]) == H and len(r["per_horizon"]["ssim"]["copy_last"]) == H
     for key in ("identity", "physics", "causality", "surprise"):
@@ -195,6 +213,8 @@ def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp
         assert r["reference"][key]["available"] is False
     assert r["controllability"]["available"] is False and r["controllability"]["model_change"] >= 0
     assert "const_velocity" not in r["per_horizon"]["psnr"]
+    assert r["drift"]["auc"]["psnr"]["available"] is False and "physical-variance" in r["drift"]["auc"]["psnr"]["reason"]
+    assert set(r["drift"]["slope"]["psnr"]) == {"model", "copy_last"}  # slopes need no ceiling
     assert "Unavailable" in (tmp_path / "rep" / "report.md").read_text()
 
 

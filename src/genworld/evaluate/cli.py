@@ -57,6 +57,13 @@ def run(args: argparse.Namespace) -> int:
           f"{r['timing']['total']:.0f} s)")
     print(f"  PSNR h=1 {ps['model'][0]:.2f} dB, h={r['horizon']} {ps['model'][-1]:.2f} dB "
           f"(copy-last {ps['copy_last'][-1]:.2f}); valid horizon {r['valid_horizon']}")
+    auc = r.get("drift", {}).get("auc", {}).get("psnr", {})
+    if auc.get("available") is False:
+        print(f"  PSNR drift AUC n/a ({auc['reason']})")
+    elif auc:
+        cv = f", const-velocity {auc['const_velocity']:.3f}" if "const_velocity" in auc else ""
+        print(f"  PSNR drift AUC {auc['model']:.3f} (0 = copy-last, 1 = physical-variance ceiling{cv}); PSNR slope "
+              f"{r['drift']['slope']['psnr']['model']:+.3f} dB/step")
     print(f"  persistence {get('identity', 'persistence')}, vanish {get('physics', 'vanish_rate')}, "
           f"teleport {get('physics', 'teleport_rate')}, surprise {get('surprise', 'accuracy')}, "
           f"controllability {get('controllability', 'ratio')}")

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from genworld.evaluate.config import EvalConfig
+from genworld.evaluate.drift import drift_block
 from genworld.evaluate.frames import drift_slope, psnr, ssim, valid_horizon
 
 SCHEMA = "genworld.report/1"
@@ -197,6 +198,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     vh_ssim = valid_horizon(np.array(per_h["ssim"]["model"]), np.array(per_h["ssim"]["copy_last"]), cfg.valid_eps)
     summary = {n: {"psnr_mean": float(np.mean(per_h["psnr"][n])), "ssim_mean": float(np.mean(per_h["ssim"][n])),
                    "psnr_drift_slope_db_per_step": drift_slope(np.array(per_h["psnr"][n]))} for n in preds}
+    # physical variance: two simulator re-runs from the GT state of step C-1, positions moved by ±0.5 px; the
+    # ceiling of the drift AUC and the normaliser of the motion-mask score
+    pv_runs = variance_frames(spec, episodes, vkey, C, H, cfg) if bounce else None
+    if pv_runs is not None:
+        for q, fn in (("psnr", psnr), ("ssim", ssim)):
+            per_h[q]["physical_variance"] = _mean_curve(np.concatenate([fn(r[:, 1:], true[vkey]) for r in pv_runs]))
     done("frames")
 
     report: dict[str, Any] = {
@@ -219,9 +226,13 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     report["distribution"] = {"kd_local": kd.pop("model"), "baselines": kd, **dist}
     ref["distribution"] = {"kd_local": dist["floor"]}
     report["subject"], ref["subject"] = subject_block({n: p[vkey] for n, p in preds.items()}, true[vkey])
+    report["drift"], ref["drift"] = drift_block(
+        per_h, ref["per_horizon"], list(preds), "" if pv_runs is not None else (
+            "no physical-variance ceiling: it needs the simulator re-run from the GT state with perturbed positions, "
+            "done for bounce worlds (gt.objects) only; this world has none (arcade, gym, recorded data) or none "
+            "implemented (tabletop)"))
     report["motion"], ref["motion"], motion_iou = motion_block(
-        {n: _with_anchor(episodes, vkey, C, p[vkey]) for n, p in preds.items()}, _window(episodes, vkey, C, H),
-        episodes, spec, vkey, C, H, cfg, bounce)
+        {n: _with_anchor(episodes, vkey, C, p[vkey]) for n, p in preds.items()}, _window(episodes, vkey, C, H), pv_runs)
     per_h["motion_mask_iou"] = motion_iou
     ref["per_horizon"]["motion_mask_iou"] = [1.0] * H
 
@@ -310,21 +321,27 @@ def subject_block(preds: dict[str, np.ndarray], truth: np.ndarray) -> tuple[dict
     return out, {"sc_local": sc["gt"], "gap": 0.0}
 
 
-def motion_block(preds: dict[str, np.ndarray], truth: np.ndarray, episodes: list[dict[str, np.ndarray]], spec: Any,
-                 vkey: str, C: int, H: int, cfg: EvalConfig, bounce: bool
+def variance_frames(spec: Any, episodes: list[dict[str, np.ndarray]], vkey: str, C: int, H: int, cfg: EvalConfig
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Two physical-variance runs (E, H+1, S, S, 3) of the bounce simulator, frame 0 the real one."""
+    from genworld.evaluate.motion import variance_runs
+    from genworld.worlds.bounce import world_from_spec_config
+
+    world = world_from_spec_config(spec.config, spec.name)
+    runs = variance_runs(world, episodes, C, H, vkey, np.random.default_rng(cfg.seed + 2))
+    world.close()
+    return runs
+
+
+def motion_block(preds: dict[str, np.ndarray], truth: np.ndarray, runs: tuple[np.ndarray, np.ndarray] | None
                  ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[float]]]:
     """(report, reference, per-h mask IoU per system) of the Physics-IQ-style motion-mask score (METRICS.md 4.9),
-    normalised by two perturbed re-runs of the bounce simulator (other worlds: raw metrics, no score)."""
+    normalised by the two perturbed simulator `runs` (`variance_frames`; None: raw metrics, no score)."""
     from genworld.evaluate import motion as M
 
     pv, how = None, ("no score: the physical variance needs the bounce simulator re-run from gt.objects with "
                      "perturbed initial conditions, which this world cannot do")
-    if bounce:
-        from genworld.worlds.bounce import world_from_spec_config
-
-        world = world_from_spec_config(spec.config, spec.name)
-        runs = M.variance_runs(world, episodes, C, H, vkey, np.random.default_rng(cfg.seed + 2))
-        world.close()
+    if runs is not None:
         pv = M.mean_scores(*runs)
         how = (f"two bounce simulator runs per episode from the GT state of step C-1 with every position moved by "
                f"uniform noise of ±{M.PERTURB} px, stepped with the true actions")

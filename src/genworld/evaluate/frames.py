@@ -1,4 +1,5 @@
-"""Frame accuracy: PSNR, SSIM (Gaussian σ = 1.5, 11x11 window, data range 1), drift summaries, valid horizon."""
+"""Frame accuracy: PSNR, SSIM (Gaussian σ = 1.5, 11x11 window, data range 1), drift slope, valid horizon
+(the normalised AUC is in `drift.py`)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,3 @@ def drift_slope(q: np.ndarray) -> float:
         return 0.0
     return float(np.polyfit(h[keep], np.asarray(q)[keep], 1)[0])
 
-
-def normalised_auc(q: np.ndarray, base: np.ndarray, ceil: np.ndarray) -> float:
-    """(1/H) Σ (q - base) / (ceil - base): 0 = copy-last, 1 = ceiling."""
-    span = np.asarray(ceil) - np.asarray(base)
-    ok = np.abs(span) > 1e-9
-    return float(np.mean(((np.asarray(q) - base)[ok]) / span[ok])) if ok.any() else 0.0

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 LABELS = {"model": "model", "copy_last": "copy-last", "const_velocity": "const-velocity", "reference": "ground truth",
-          "tokenizer_ceiling": "tokenizer ceiling"}
+          "tokenizer_ceiling": "tokenizer ceiling",
+          "physical_variance": "physical variance (±0.5 px re-run)"}
 
 
 def _clean(x: Any) -> Any:
@@ -113,6 +114,7 @@ def markdown(report: dict[str, Any]) -> str:
         L += _table([(LABELS.get(s, s), [v["psnr_mean"], v["ssim_mean"], v["psnr_drift_slope_db_per_step"]])
                      for s, v in r["summary"].items()], ["system", "mean PSNR", "mean SSIM", "PSNR drift dB/step"])
         L += [""]
+    L += _drift(r)
     dist = r.get("distribution")
     if isinstance(dist, dict) and "kd_local" in dist:
         h0, h1 = dist["horizons"]
@@ -188,6 +190,34 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(L)
 
 
+def _drift(r: dict[str, Any]) -> list[str]:
+    """report.md section of the drift summaries: normalised AUC against the physical-variance ceiling, slopes."""
+    d = r.get("drift")
+    if not d:
+        return []
+    ref = (r.get("reference", {}).get("drift") or {})
+    h0, h1 = d["slope_horizons"]
+    L = ["## Drift", "", f"{d['method']}.", ""]
+    systems = list(d["slope"]["psnr"])
+    rows = []
+    for q in ("psnr", "ssim"):
+        a = d["auc"][q]
+        if a.get("available") is False:
+            L += [f"AUC ({q}) unavailable: {a['reason']}.", ""]
+        else:
+            rows.append((f"AUC {q} (0 = copy-last, 1 = ceiling)", [a.get(n) for n in systems]
+                         + [(ref.get("auc") or {}).get(q)]))
+            rows.append((f"AUC {q} unclipped", [a["unclipped"].get(n) for n in systems] + [None]))
+        rows.append((f"{q} slope per step, h={h0}..{h1}", [d["slope"][q].get(n) for n in systems]
+                     + [(ref.get("slope") or {}).get(q)]))
+    L += _table(rows, ["metric"] + [LABELS.get(s, s) for s in systems] + ["ground truth"]) + [""]
+    excl = {q: d["auc"][q]["excluded_h"] for q in ("psnr", "ssim") if d["auc"][q].get("excluded_h")}
+    if excl:
+        L += ["Horizons left out of the AUC (ceiling within the minimum span of copy-last): "
+              + "; ".join(f"{q} h = {v}" for q, v in excl.items()) + ".", ""]
+    return L
+
+
 def _subject_and_motion(r: dict[str, Any]) -> list[str]:
     """report.md sections of feature subject consistency (local) and the motion-mask score (physics_iq_local)."""
     L = ["## Subject consistency (local)", ""]
@@ -197,6 +227,8 @@ def _subject_and_motion(r: dict[str, Any]) -> list[str]:
     elif sc:
         base = sc["baselines"]
         L += [f"{sc['method']}; encoder sha256 {sc['encoder']['sha256']}, {sc['episodes']} episodes.", ""]
+        if sc.get("note"):
+            L += [f"Note: {sc['note']}.", ""]
         L += _table([("SC-local", [sc["sc_local"]] + [base[s]["sc_local"] for s in base] + [sc["gt"]]),
                      ("gap (GT - system)", [sc["gap"]] + [base[s]["gap"] for s in base] + [0.0])],
                     ["metric", "model"] + [LABELS.get(s, s) for s in base] + ["ground truth"]) + [""]
