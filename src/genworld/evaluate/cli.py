@@ -2,9 +2,11 @@
 
 Rolls the model open loop with the true actions on held-out episodes (RUN/split.json "val" first) and
 scores it with the copy-last and constant-velocity baselines and the ground truth itself: PSNR/SSIM per
-horizon, valid horizon, proprioception and object-state error, identity (persistence, attribute drift,
-identity switches), physics violations (vanish, spawn, teleport, overlap, size, colour, energy, gravity),
-cross-modal causality (sound/touch onsets without contact), a violation-of-expectation surprise test and
+horizon, valid horizon and drift (AUC against a physical-variance run, slope), proprioception and
+object-state error, identity (persistence, attribute drift, identity switches, subject consistency),
+physics violations (vanish, spawn, teleport, overlap, size, colour, energy, gravity, momentum in free
+collisions, Physics-IQ-style motion masks), cross-modal causality (sound/touch onsets without contact),
+KD-local between the model's and the world's frames, a violation-of-expectation surprise test and
 controllability. Writes REPORT/report.json (schema genworld.report/1), report.md, PNG curves and
 side-by-side videos (ground truth | model) of the worst and a typical episode. See docs/evaluation.md.
 """
