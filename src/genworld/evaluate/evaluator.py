@@ -153,6 +153,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
              "probe); collect it with genworld collect to get them" if not (has_gt or probe) else
              f"world {spec.name!r} is not drawn in palette colours (no palette segmentation) and records no "
              "gt.segmentation / gt.bodies to fit a segmentation probe on")
+    arcade = spec.name.startswith("arcade:") and not (palette or probe)  # objects read by a learned palette
     sim, no_sim = None, ""
     if probe and spec.name.startswith("tabletop"):  # the MuJoCo world itself: re-simulate and render GT states
         from genworld.evaluate.tabletop_sim import world_for
@@ -262,6 +263,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
         for n in preds:
             if n != "model":
                 report["baselines"][n]["occlusion"] = obj[n]["occlusion"]
+    elif arcade:
+        arcade_block(report, ref, per_h, ds, ids, episodes, preds, vkey, C, H, cfg)
     else:
         for key in ("identity", "physics", "causality", "occlusion"):
             report[key] = ref[key] = unavailable(no_gt)
@@ -275,7 +278,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
                                                                                              vkey, cfg, sim)
     else:
         report["surprise"] = ref["surprise"] = unavailable(
-            no_gt if not (palette or probe) else no_sim or "the surprise test edits bounce GT tables or tabletop "
+            no_gt if not (palette or probe or arcade) else no_sim or "the surprise test edits bounce GT tables or tabletop "
             "GT frames (gt.segmentation); this world is neither")
     done("surprise")
 
@@ -299,6 +302,32 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     write_json(report, out_dir / "report.json")
     bar.close()
     return report
+
+
+def arcade_block(report: dict[str, Any], ref: dict[str, Any], per_h: dict[str, Any], ds: Any, ids: list[int],
+                 episodes: list[dict[str, np.ndarray]], preds: dict[str, Any], vkey: str, C: int, H: int,
+                 cfg: EvalConfig) -> None:
+    """Atari worlds: fill identity, physics, baselines, thresholds and per-h persistence of `report` and `ref`
+    from the learned-palette reader (`arcade_eval`), or mark them unavailable when its check fails."""
+    from genworld.evaluate.arcade_eval import arcade_objects_all
+
+    obj = arcade_objects_all(ds, ids, _window(episodes, vkey, C, H),
+                             {n: _with_anchor(episodes, vkey, C, p[vkey]) for n, p in preds.items()}, vkey, cfg.seed)
+    report["objects"] = {"method": "arcade learned palette (evaluate/arcade_objects.py)", "check": obj.pop("check")}
+    report["thresholds"], report["calibration"] = obj.pop("thresholds"), obj.pop("calibration")
+    none = "Atari worlds record no contacts, occluder or object states: only frame-read objects are scored"
+    for key in ("causality", "occlusion"):
+        report[key] = ref[key] = unavailable(none)
+    if "unavailable" in obj:
+        for key in ("identity", "physics"):
+            report[key] = ref[key] = unavailable(obj["unavailable"])
+        return
+    for key in ("identity", "physics"):
+        report[key], ref[key] = obj["model"][key], obj["reference"][key]
+    report["baselines"] = {n: {"identity": obj[n]["identity"], "physics": obj[n]["physics"]} for n in preds
+                           if n != "model"}
+    per_h["persistence"] = {n: obj[n]["persistence_per_h"] for n in preds}
+    ref["per_horizon"]["persistence"] = obj["reference"]["persistence_per_h"]
 
 
 def subject_block(preds: dict[str, np.ndarray], truth: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
