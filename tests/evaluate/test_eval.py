@@ -246,6 +246,8 @@ def test_help_is_useful(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.slow
 def test_full_config_on_fresh_episodes(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The default protocol (20 episodes, horizon 32) on episodes the model never saw; GT stays clean."""
+    from genworld.evaluate.report import _fmt
+
     data = tmp_path / "fresh"
     assert main(["collect", "bounce", "--episodes", "24", "--steps", "40", "--out", str(data), "--seed", "11",
                  "--quiet"]) == 0
@@ -254,7 +256,11 @@ def test_full_config_on_fresh_episodes(tiny_run: Path, tmp_path: Path, capsys: p
     r = json.loads((tmp_path / "rep" / "report.json").read_text())
     kd = r["distribution"]
     assert kd["floor"] is not None and kd["samples"] == 20 * 16  # 10 episodes a half
-    assert f"KD-local at h=17..32: model {kd['kd_local']:.3f}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"KD-local at h=17..32: model {_fmt(kd['kd_local'])}" in out  # scientific notation from 1e6 on
+    auc = r["drift"]["auc"]["psnr"]
+    assert f"PSNR drift AUC {auc['model']:.3f} (0 = copy-last" in out and auc["horizons_used"] >= 24
+    assert r["reference"]["drift"]["auc"] == {"psnr": 1.0, "ssim": 1.0}
     assert r["episodes"] == 20 and len(r["per_horizon"]["psnr"]["model"]) == 32
     assert r["episode_ids"] == list(range(20)) and any("every episode is unseen" in n for n in r["notes"])
     assert all(v == 0.0 for k, v in r["reference"]["physics"].items() if k.endswith("_rate"))
