@@ -61,6 +61,8 @@ def test_a_reader_that_sees_everything_fails_its_check(pong: tuple[A.ArcadeThres
     assert not r["passed"] and r["detection"]["remove"]["detected"] < 0.5
     empty = np.full((1, 8, 64, 64, 3), 144, np.uint8)
     assert not self_check(empty, th, cases=2)["passed"]  # no object to score: never "validated"
+    short = self_check(test[:1, :2], th, cases=2)  # --horizon 1: no frame to corrupt after the anchor
+    assert not short["passed"] and short["detection"]["remove"]["cases"] == 0
 
 
 def test_copy_last_loses_the_moving_objects(pong: tuple[A.ArcadeThresholds, np.ndarray]) -> None:

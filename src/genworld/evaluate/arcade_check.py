@@ -83,7 +83,7 @@ def detection(frames: np.ndarray, th: ArcadeThresholds, rng: np.random.Generator
     out: dict[str, Any] = {}
     for kind in KINDS:
         hit, n, tries = 0, 0, 0
-        while n < cases and tries < 20 * cases:
+        while spots and n < cases and tries < 20 * cases:
             tries += 1
             e, t = spots[rng.integers(len(spots))]
             if e not in gts:
