@@ -101,3 +101,84 @@ def test_without_a_ceiling_the_auc_is_unavailable_but_slopes_remain(bounce: dict
     assert out["auc"]["psnr"] == {"available": False, "reason": "no simulator for this world"}
     assert ref["auc"]["ssim"]["available"] is False
     assert set(out["slope"]["psnr"]) == {"model", "copy_last"}
+
+
+# ---- start-end drift of long free runs (reference-free, `start_end.py`) ---------------------------------------
+
+def _palette_frames(T: int, rng: np.random.Generator) -> np.ndarray:
+    """(T, 32, 32, 3) flat-colour frames: a grey background and two moving squares in palette colours."""
+    f = np.full((T, 32, 32, 3), 40, np.uint8)
+    for t in range(T):
+        x = int(rng.integers(0, 24))
+        f[t, 4:12, x: x + 8] = (220, 60, 60)
+        f[t, 20:28, 24 - x: 32 - x] = (60, 200, 90)
+    return f
+
+
+def test_start_end_qualities_read_each_corruption_in_its_direction() -> None:
+    from genworld.evaluate import start_end as S
+
+    rng = np.random.default_rng(0)
+    gt = _palette_frames(40, rng)
+    pal = S.Palette.fit(gt)
+    assert len(pal.colours) == 3 and pal.delta == 8.0  # flat colours: every GT pixel on its palette colour
+    q = S.qualities(gt, pal)
+    assert np.all(q["palette_purity"] == 1.0) and q["colour_kl"].max() < 0.1
+    assert S.deltas(np.repeat(gt[:1], 40, 0), pal) == dict.fromkeys(S.QUALITIES, 0.0)  # copy-last: exactly 0
+    blur = S.deltas(S.corrupt(gt, "blur", rng), pal)
+    assert blur["sharpness"] > 0.3 and blur["palette_purity"] > 0.05  # the end is blurrier and less pure
+    bright = S.deltas(S.corrupt(gt, "brighten", rng), pal)
+    assert bright["colour_kl"] < -0.5 and bright["palette_purity"] > 0.4  # the end's colours left the world's
+    noise = S.deltas(S.corrupt(gt, "noise", rng), pal)
+    assert noise["sharpness"] < -0.1 and noise["palette_purity"] > 0.5
+    with pytest.raises(ValueError, match="unknown corruption"):
+        S.corrupt(gt, "rotate", rng)
+
+
+def test_start_end_thresholds_come_from_gt_with_a_floor() -> None:
+    from genworld.evaluate import start_end as S
+
+    rng = np.random.default_rng(1)
+    seqs = [_palette_frames(30, rng) for _ in range(4)]
+    pal = S.Palette.fit(np.concatenate(seqs))
+    tau = S.calibrate(seqs, pal)
+    worst = {q: max(abs(S.deltas(s, pal)[q]) for s in seqs) for q in S.QUALITIES}
+    assert tau == {q: max(S.FLOOR[q], S.MARGIN * worst[q]) for q in S.QUALITIES}
+    assert not S.flagged({q: 0.9 * tau[q] for q in S.QUALITIES}, tau)
+    assert S.flagged({**dict.fromkeys(S.QUALITIES, 0.0), "colour_kl": -1.01 * tau["colour_kl"]}, tau)  # |Δ| counts
+    r = S.summarise(seqs + [S.corrupt(seqs[0], "blur", rng)], pal, tau)
+    assert r["flagged"] == pytest.approx(0.2) and r["sequences"] == 5 and r["frames"] == [30] * 5
+
+
+def _start_end_validation(n_test: int, T: int) -> dict[str, Any]:
+    """Thresholds calibrated on 8 GT bounce episodes (seed 11), applied to held-out ones (seed 23): GT and its
+    four progressive corruptions."""
+    from genworld.evaluate import start_end as S
+
+    _, cal = collect("bounce", 8, T, seed=11, policy="mixed", n_objects=4)
+    _, test = collect("bounce", n_test, T, seed=23, policy="mixed", n_objects=4)
+    pal = S.Palette.fit(np.concatenate([e[V] for e in cal]))
+    tau = S.calibrate([e[V] for e in cal], pal)
+    rng = np.random.default_rng(0)
+    out = {"ground_truth": S.summarise([e[V] for e in test], pal, tau)}
+    for kind in S.CORRUPTIONS:
+        out[kind] = S.summarise([S.corrupt(e[V], kind, rng) for e in test], pal, tau)
+    return out
+
+
+def test_start_end_flags_corrupted_held_out_bounce_not_its_ground_truth() -> None:
+    r = _start_end_validation(8, 64)
+    assert r["ground_truth"]["flagged"] == 0.0
+    assert abs(r["ground_truth"]["delta"]["palette_purity"]) < 0.002 and abs(r["ground_truth"]["delta"]["colour_kl"]) < 0.002
+    for kind in ("blur", "brighten", "colour_shift", "noise"):
+        assert r[kind]["flagged"] == 1.0, (kind, r[kind]["delta"])
+
+
+@pytest.mark.slow
+def test_start_end_validation_on_long_held_out_bounce() -> None:
+    """The documented figures: 32 held-out episodes of 200 steps."""
+    r = _start_end_validation(32, 200)
+    print({k: (v["flagged"], {q: round(x, 4) for q, x in v["delta"].items()}) for k, v in r.items()})
+    assert r["ground_truth"]["flagged"] <= 0.05
+    for kind in ("blur", "brighten", "colour_shift", "noise"):
+        assert r[kind]["flagged"] >= 0.95, (kind, r[kind]["delta"])

@@ -121,6 +121,24 @@ def test_drift_summaries_are_reported(report: dict, report_dir: Path) -> None:
     assert report["subject"]["note"].startswith("only 3 episodes") and f"Note: {report['subject']['note']}" in md
 
 
+def test_start_end_drift_of_free_runs_is_reported(report: dict, report_dir: Path) -> None:
+    se, ref = report["drift"]["start_end"], report["reference"]["drift"]["start_end"]
+    qs = {"sharpness", "colour_kl", "palette_purity"}
+    assert se["steps"] == 200 and se["contexts"] == 3 and se["model"]["frames"] == [200] * 3
+    assert set(se["model"]["delta"]) == qs and all(np.isfinite(v) for v in se["model"]["delta"].values())
+    assert se["copy_last"]["delta"] == dict.fromkeys(qs, 0.0) and set(se["threshold"]) == qs
+    assert "then uniform random actions" in se["actions"]  # 40-step episodes: their actions run out
+    # the floor: 3 scored GT episodes of 40 frames, against thresholds from 8 unscored GT episodes
+    assert se["ground_truth"]["frames"] == [40] * 3 and ref == {"delta": se["ground_truth"]["delta"],
+                                                                 "flagged": se["ground_truth"]["flagged"]}
+    assert ref["flagged"] == 0.0 and all(abs(ref["delta"][q]) < se["threshold"][q] for q in qs)
+    cal = se["calibration"]["episodes"]
+    assert len(cal) == 8 and not set(cal) & set(report["episode_ids"]) and "shorter span" in se["note"]
+    assert 0.0 <= se["model"]["flagged"] <= 1.0 and len(se["palette"]["colours"]) >= 2
+    md = (report_dir / "report.md").read_text()
+    assert "### Start-end drift of free runs" in md and "| Δ palette_purity |" in md
+
+
 def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: Path) -> None:
     from genworld.data import Dataset
 
@@ -205,7 +223,9 @@ def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp
                                          capsys: pytest.CaptureFixture[str]) -> None:
     data = _without_gt(bounce_data, tmp_path / "nogt")
     assert _eval(tiny_run, data, tmp_path / "rep") == 0
-    assert "PSNR drift AUC n/a (no physical-variance ceiling" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PSNR drift AUC n/a (no physical-variance ceiling" in out
+    assert "start-end drift over 200 free steps: Δ sharpness" in out and "runs flagged" in out
     r = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(r["per_horizon"]["psnr"]["model"]) == H and len(r["per_horizon"]["ssim"]["copy_last"]) == H
     for key in ("identity", "physics", "causality", "surprise"):

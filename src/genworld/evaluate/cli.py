@@ -8,7 +8,9 @@ physics violations (vanish, spawn, teleport, overlap, size, colour, energy, grav
 collisions, Physics-IQ-style motion masks), cross-modal causality (sound/touch onsets without contact),
 KD-local between the model's and the world's frames, a violation-of-expectation surprise test and
 controllability. Writes REPORT/report.json (schema genworld.report/1), report.md, PNG curves and
-side-by-side videos (ground truth | model) of the worst and a typical episode. See docs/evaluation.md.
+side-by-side videos (ground truth | model) of the worst and a typical episode. Also rolls the model freely
+for --free-steps steps from a few contexts and reports its reference-free start-end drift (sharpness,
+colour KL, palette purity of the first vs the last 15% of frames) against the ground truth's. See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="episodes to evaluate: held-out ones first, then others (said in the report; default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for surprise pairs and alternative actions (default 0)")
     p.add_argument("--surprise-pairs", type=int, default=8, help="clip pairs per violation type (default 8)")
+    p.add_argument("--free-steps", type=int, default=200,
+                   help="steps of each free run scored for start-end drift (default 200; 0 skips it)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from genworld.evaluate.report import _fmt
 
     cfg = EvalConfig(context=args.context, horizon=args.horizon, episodes=args.episodes, seed=args.seed,
-                     surprise_pairs=args.surprise_pairs)
+                     surprise_pairs=args.surprise_pairs, free_steps=args.free_steps)
     r = evaluate(args.run, args.data, args.out, cfg, progress=not args.quiet, device=args.device)
 
     def get(section: str, key: str) -> str:
@@ -66,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
         cv = f", const-velocity {auc['const_velocity']:.3f}" if "const_velocity" in auc else ""
         print(f"  PSNR drift AUC {auc['model']:.3f} (0 = copy-last, 1 = physical-variance ceiling{cv}); PSNR slope "
               f"{r['drift']['slope']['psnr']['model']:+.3f} dB/step")
+    se = r.get("drift", {}).get("start_end", {})
+    if se.get("available") is False:
+        print(f"  start-end drift n/a ({se['reason']})")
+    elif se:
+        m, g = se["model"], se["ground_truth"]
+        print(f"  start-end drift over {se['steps']} free steps: Δ sharpness {m['delta']['sharpness']:+.3f}, colour KL "
+              f"{m['delta']['colour_kl']:+.3f}, palette purity {m['delta']['palette_purity']:+.3f} (GT "
+              f"{g['delta']['sharpness']:+.3f} / {g['delta']['colour_kl']:+.3f} / {g['delta']['palette_purity']:+.3f}); "
+              f"{m['flagged']:.0%} of {se['contexts']} runs flagged")
     print(f"  persistence {get('identity', 'persistence')}, vanish {get('physics', 'vanish_rate')}, "
           f"teleport {get('physics', 'teleport_rate')}, surprise {get('surprise', 'accuracy')}, "
           f"controllability {get('controllability', 'ratio')}")

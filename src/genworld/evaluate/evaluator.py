@@ -107,7 +107,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     if C < 1 or H < 1 or cfg.episodes < 1:
         raise ValueError(f"--context must be >= 1 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
                          f"(got {cfg.episodes})")
-    stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "report"]
+    stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "start_end", "report"]
     bar = tqdm(total=len(stages), desc="eval", disable=not progress, unit="stage")
     timing: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -288,6 +288,16 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     if sim is not None:
         sim.close()
     done("controllability")
+
+    # ---- start-end drift of long free runs (reference-free) ---------------------------------------
+    if cfg.free_steps >= 2:
+        from genworld.evaluate.start_end import start_end_block
+
+        report["drift"]["start_end"], ref["drift"]["start_end"] = start_end_block(
+            sess, ds, ids, episodes, vkey, C, cfg.free_steps, cfg.free_contexts, cfg.seed)
+    else:
+        report["drift"]["start_end"] = ref["drift"]["start_end"] = unavailable("--free-steps below 2")
+    done("start_end")
 
     report["reference"] = ref
     from genworld.evaluate.report import write_report

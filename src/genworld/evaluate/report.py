@@ -215,6 +215,28 @@ def _drift(r: dict[str, Any]) -> list[str]:
     if excl:
         L += ["Horizons left out of the AUC (ceiling within the minimum span of copy-last): "
               + "; ".join(f"{q} h = {v}" for q, v in excl.items()) + ".", ""]
+    return L + _start_end(d.get("start_end"))
+
+
+def _start_end(se: dict[str, Any] | None) -> list[str]:
+    """report.md part of the start-end drift of long free runs (reference-free)."""
+    if not se:
+        return []
+    L = ["### Start-end drift of free runs", ""]
+    if se.get("available") is False:
+        return L + [f"Unavailable: {se['reason']}.", ""]
+    L += [f"{se['method']}. Actions: {se['actions']}. {se['contexts']} free runs; GT: {se['ground_truth']['sequences']} "
+          f"episodes of {min(se['ground_truth']['frames'])}-{max(se['ground_truth']['frames'])} frames.", ""]
+    if se.get("note"):
+        L += [f"Note: {se['note']}.", ""]
+    qs = list(se["threshold"])
+    rows = [(f"Δ {q}", [se["model"]["delta"][q], se["copy_last"]["delta"][q], se["ground_truth"]["delta"][q],
+                        se["threshold"][q]]) for q in qs]
+    rows.append(("share flagged", [se["model"]["flagged"], 0.0, se["ground_truth"]["flagged"], None]))
+    L += _table(rows, ["metric", "model", "copy-last", "ground truth (floor)", "threshold τ"]) + [""]
+    L += [f"Palette: {len(se['palette']['colours'])} colours learned from GT frames, δ = {se['palette']['delta']:.1f} "
+          "(RGB). Sharpness and purity: Δ > 0 = the end is blurrier / less pure; colour KL: Δ < 0 = the end's colours "
+          "are further from the world's.", ""]
     return L
 
 
