@@ -78,7 +78,10 @@ class ContactTracker:
             return {}
         con = data.contact
         adr = con.efc_address
-        fn = np.where(adr >= 0, data.efc_force[np.maximum(adr, 0)], 0.0)  # (n,)
+        fn = np.zeros(n)  # excluded contacts have no constraint row (address -1): no force
+        rows = adr >= 0
+        if rows.any():  # when every contact is excluded, efc_force is empty
+            fn[rows] = data.efc_force[adr[rows]]
         geoms = con.geom  # (n, 2)
         out: dict[tuple[int, int], tuple[float, int, float]] = {}
         for i in np.flatnonzero(fn > 0):  # excluded contacts have no constraint row: fn = 0
