@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from genworld.evaluate.motion import LUMA
+from genworld.plan.planner import random_actions
+
 QUALITIES = ("sharpness", "colour_kl", "palette_purity")
 PART = 0.15  # fraction of frames in the first and the last part
 BINS = 4  # histogram bins per RGB channel
@@ -85,7 +88,7 @@ def _nearest(px: np.ndarray, colours: np.ndarray) -> np.ndarray:
 def qualities(frames: np.ndarray, pal: Palette) -> dict[str, np.ndarray]:
     """{q: (T,)} per-frame sharpness, colour KL and palette purity of frames (T, H, W, 3) uint8."""
     x = frames.astype(np.float32)
-    grey = (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]) / 255.0
+    grey = x @ LUMA.astype(np.float32) / 255.0
     g = np.pad(grey, ((0, 0), (1, 1), (1, 1)), mode="symmetric")  # = scipy.ndimage.laplace(mode="reflect")
     lap = g[:, :-2, 1:-1] + g[:, 2:, 1:-1] + g[:, 1:-1, :-2] + g[:, 1:-1, 2:] - 4 * grey  # (T, H, W)
     sharp = np.log10(lap.var((1, 2)) + 1e-8)
@@ -168,13 +171,7 @@ def free_run(sess: Any, episodes: list[dict[str, np.ndarray]], C: int, steps: in
     own = min(len(ep[akey]) for ep in episodes) - (C - 1)
     acts = np.stack([ep[akey][C - 1: C - 1 + min(own, steps)] for ep in episodes])  # (B, <=steps, *a)
     if own < steps:
-        a = action_space
-        if a.discrete:
-            extra = rng.integers(0, a.n_choices, (B, steps - own)).astype(acts.dtype)
-        else:
-            lo = -1.0 if a.low is None else a.low
-            hi = 1.0 if a.high is None else a.high
-            extra = rng.uniform(lo, hi, (B, steps - own, *a.shape)).astype(np.float32)
+        extra = random_actions(action_space, rng, (B, steps - own)).astype(acts.dtype)
         acts = np.concatenate([acts, extra], 1)
     out = [sess.step(acts[:, t]) for t in range(steps)]
     how = (f"the dataset's own actions for all {steps} steps" if own >= steps else

@@ -153,10 +153,11 @@ class Planner:
             self.mean = np.concatenate([self.mean[k:], pad])
 
 
-def random_actions(action: Modality, rng: np.random.Generator) -> np.ndarray:
-    """One uniformly random action `(*a)` (the floor every planner is compared with)."""
+def random_actions(action: Modality, rng: np.random.Generator, lead: tuple[int, ...] = ()) -> np.ndarray:
+    """Uniformly random actions `(*lead, *a)` in the action's range ([-1, 1] where it declares none): the floor
+    every planner is compared with, and the actions of free runs."""
     if action.discrete:
-        return np.asarray(rng.integers(action.n_choices), np.int64)
+        return np.asarray(rng.integers(0, action.n_choices, lead), np.int64)
     lo = -1.0 if action.low is None else float(action.low)
     hi = 1.0 if action.high is None else float(action.high)
-    return rng.uniform(lo, hi, size=action.shape).astype(np.float32)
+    return rng.uniform(lo, hi, size=(*lead, *action.shape)).astype(np.float32)

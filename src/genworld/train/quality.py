@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from genworld.plan.planner import random_actions
 from genworld.train.data import EpisodeStore
 
 
@@ -87,13 +88,7 @@ def free_run(session: Any, context: dict[str, np.ndarray], steps: int = 500, see
     finite = True
     bright = []
     for _ in range(steps):
-        if a.discrete:
-            act = rng.integers(0, a.n_choices, B)
-        else:
-            lo = -1.0 if a.low is None else a.low
-            hi = 1.0 if a.high is None else a.high
-            act = rng.uniform(lo, hi, (B, *a.shape)).astype(np.float32)
-        out = session.step(act)
+        out = session.step(random_actions(a, rng, (B,)))
         for k, v in out.items():
             if v.dtype.kind == "f":
                 finite &= bool(np.isfinite(v).all())
