@@ -13,6 +13,7 @@ from genworld.models.config import WorldModelConfig
 from genworld.models.dynamics import DynamicsConfig
 from genworld.models.fsq import FSQ
 from genworld.models.grouping import CodeGroups
+from genworld.models.objects import OBJECTS
 from genworld.models.sampling import decode_step, sample_step
 from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
@@ -20,7 +21,8 @@ from genworld.train.synthetic import synthetic_episode, synthetic_spec
 VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
             "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
             "pointers": {"proprio_pointers": 2}, "proprio residual": {"proprio_residual": True},
-            "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1}}
+            "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1},
+            "objects": {"object_slots": 3, "proprio_pointers": 1}}
 
 
 def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **extra) -> WorldModel:
@@ -29,7 +31,12 @@ def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **
     cfg = tiny(synthetic_spec(discrete_action=discrete)).model
     cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window), video_conv=video_conv,
                   **extra)
-    return WorldModel(cfg).eval()
+    model = WorldModel(cfg).eval()
+    if model.n_obj:  # slots for the synthetic world's square and (so that there is a pair) its background
+        model.norm.set_stats({OBJECTS: {"palette": [[0, 0, 0], [240, 80, 40], [30, 30, 30]], "count": 2}})
+        for head in model.pair_heads.values():  # starts at zero; random here so the tests see it work
+            torch.nn.init.normal_(head[-1].weight, std=0.1)
+    return model
 
 
 def batch_of(model: WorldModel, B: int = 2, T: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -42,12 +42,13 @@ class WorldModelConfig:
     proprio_pointers: int = 0  # P points read linearly off proprio; each first-camera token's embedding gets its offsets to them
     proprio_residual: bool = False  # proprio heads predict the change from the current step, in units of its std
     video_local: int = 0  # channels of a local conv path on the first camera's code grid, skip-connected to its heads (0: none)
+    object_slots: int = 0  # K: slots of the first camera's K most common colours besides the background (models/objects.py; 0: none)
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
     contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)
     contact_reader_mix: float = 0.5  # share of training windows whose codes the reader reads are the dynamics' own predictions
     loss_weights: dict[str, float] = field(default_factory=lambda: {
-        "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
+        "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0, "objects": 1.0})
 
 
 def to_dict(cfg: Any) -> Any:

@@ -63,6 +63,8 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         target = tokens[m.key][:, 1:]  # (B, T-1, n) scaled
         value, logit = out[..., 0, :n], out[..., 0, n:]
         loss = F.mse_loss(value, target) + contact_bce(model, m.key, logit, target)
+        if m.key + "#pairs" in pred:  # the object pair head also learns on its own (models/objects.py)
+            loss = loss + contact_bce(model, m.key, pred[m.key + "#pairs"][:, :-1], target)
         total = total + w.get("touch", 1.0) * loss
         logs[f"{m.key}/loss"] = loss.item()
     for m in model.proprios:
@@ -72,6 +74,10 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         loss = err.pow(2).mean()
         total = total + w.get("proprio", 1.0) * loss
         logs[f"{m.key}/mse"] = loss.item()
+    if model.n_obj:
+        loss = object_loss(model, pred, tokens)
+        total = total + w.get("objects", 1.0) * loss
+        logs["objects/loss"] = loss.item()
     if model.reward_key and model.reward_key in tokens:
         loss = F.mse_loss(pred[model.reward_key], tokens[model.reward_key])
         total = total + w.get("reward", 1.0) * loss
@@ -82,6 +88,24 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         logs["done/bce"] = loss.item()
     logs["loss"] = float(total.detach()) if torch.is_tensor(total) else float(total)
     return total, logs
+
+
+def object_loss(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Object slots (models/objects.py): presence BCE, plus a Huber loss (1 px) on the position and size of
+    slots present at both steps, and a tenth of it for slots that appear."""
+    from genworld.models.objects import OBJECTS
+
+    o = tokens[OBJECTS]
+    cur, tgt = o[:, :-1], o[:, 1:]
+    out, logit = pred[OBJECTS][:, :-1], pred[OBJECTS + "#logit"][:, :-1]
+    bce = F.binary_cross_entropy_with_logits(logit, tgt[..., 0])
+    px = 2 / model.videos[0].shape[1]
+    err = torch.cat([(out[..., 1:3] - tgt[..., 1:3]) / px, (out[..., 3:4] - tgt[..., 3:4]) * 8], -1)
+    pos = F.huber_loss(err, torch.zeros_like(err), reduction="none", delta=1.0).sum(-1)
+    keep = (cur[..., 0] > 0.5) & (tgt[..., 0] > 0.5)
+    new = (cur[..., 0] <= 0.5) & (tgt[..., 0] > 0.5)
+    return (bce + (pos * keep).sum() / keep.sum().clamp(min=1)
+            + 0.1 * (pos * new).sum() / new.sum().clamp(min=1))
 
 
 def contact_reader_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],

@@ -76,6 +76,13 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         tokens[m.key] = (out[:, :n] * on)[:, None]
     for m in model.proprios:
         tokens[m.key] = pred[m.key][:, 0][:, None]
+    if model.n_obj:  # the slots' predicted state, fed back as it is (models/objects.py)
+        from genworld.models.objects import OBJECTS
+
+        o = pred[OBJECTS]  # (B, K, 4)
+        p = o[..., :1]
+        on = ((torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > 0.5)).float()
+        tokens[OBJECTS] = torch.cat([on, o[..., 1:3].clamp(-1.5, 1.5) * on, o[..., 3:].clamp(0, 8) * on], -1)[:, None]
     if model.reward_key:
         tokens[model.reward_key] = pred[model.reward_key][:, None]
     if model.done_key:

@@ -31,9 +31,15 @@ from genworld.models.dynamics import Dynamics, KVCache
 from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
+from genworld.models.objects import FEATURES, OBJECTS, read_slots
 from genworld.models.sampling import MEAN_SUFFIX, expected_values
 from genworld.models.video_codes import VideoCodeIO
 from genworld.spec import WorldSpec
+
+OBJECT_INPUTS = 12  # per slot: present, x, y, size, velocity (2), offset from the pointer (2), its length, next offset (2), its length
+OBJECT_OUTPUTS = 7  # per slot: change of x, y, size beyond constant velocity; presence logit; x, y, size of a slot that was absent
+PAIR_INPUTS = 15  # per pair of slots: see WorldModel._pair_features
+PAIR_EMB = 8  # a learned embedding of each slot (its colour) in the pair contact head
 
 
 def mkey(key: str) -> str:
@@ -57,7 +63,8 @@ class WorldModel(nn.Module):
         self.done_key = next((m.key for m in spec.of_kind("done")), None)
         if not (self.videos or self.audios or self.touches or self.proprios):
             raise ValueError(f"world {spec.name!r} has no observation modality the model can predict")
-        self.norm = Normalizer(spec, deltas=cfg.proprio_residual)
+        self.n_obj = cfg.object_slots if self.videos else 0  # object slots of the first camera (models/objects.py)
+        self.norm = Normalizer(spec, deltas=cfg.proprio_residual, object_slots=self.n_obj)
         # Per touch key, the contact probability above which a taxel is on at temperature 0; a run calibrates
         # it on training episodes after training (calibration.json), else cfg.contact_threshold.
         self.contact_p: dict[str, float] = {}
@@ -104,6 +111,28 @@ class WorldModel(nn.Module):
             self.inp[mkey(m.key)] = nn.Linear(n, D)
             self.out[mkey(m.key)] = nn.Linear(D, n)
             s += 1
+        # Optional: one token of object slots (models/objects.py): its embedding reads each slot's presence,
+        # position, size, velocity and offset from the pointer; its head predicts each slot's next state as a
+        # change. Each image token of the first camera also gets an MLP of its offsets from the slots.
+        if self.n_obj:
+            K = self.n_obj
+            self.slots[OBJECTS] = slice(s, s + 1)
+            self.inp[OBJECTS] = nn.Linear(K * OBJECT_INPUTS, D)
+            self.out[OBJECTS] = nn.Linear(D, K * OBJECT_OUTPUTS)
+            self.object_mlp = nn.Sequential(nn.Linear(5 * K, 64), nn.GELU(), nn.Linear(64, D))
+            s += 1
+            # Contacts from the slots' geometry: for every ordered pair of present slots, an MLP of their offset now,
+            # predicted a step on and extrapolated at constant velocity (with the closest approach along each), their
+            # sizes and a learned embedding of each slot's colour; the maximum over pairs is added to each touch
+            # key's contact logits (it starts at zero). Which slot carries the sensor is learned, not told.
+            self.pair_emb = nn.Parameter(torch.randn(K, PAIR_EMB) * 0.5)
+            self.pair_heads = nn.ModuleDict()
+            for m in self.touches:
+                last = nn.Linear(32, math.prod(m.shape))
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+                self.pair_heads[mkey(m.key)] = nn.Sequential(nn.Linear(PAIR_INPUTS + 2 * PAIR_EMB, 32), nn.GELU(),
+                                                             nn.Linear(32, 32), nn.GELU(), last)
         # Optional: P points in the image read linearly off the proprio vector, and an MLP of each image token's
         # offset to them added to its embedding: where the agent is, to a fraction of a token, for every token
         # without attention having to find it (docs/model.md, "Pointers from proprio").
@@ -192,6 +221,8 @@ class WorldModel(nn.Module):
             x = batch[m.key]
             _, idx = self.audio_tok[mkey(m.key)].encode(self.norm.audio_in(m.key, x.flatten(0, 1).float()))
             out[m.key] = idx.view(*x.shape[:2], *idx.shape[1:])
+        if self.n_obj and self.videos[0].key in batch:
+            out[OBJECTS] = read_slots(batch[self.videos[0].key], self.norm.objects_palette, int(self.norm.objects_count))
         for m in self.touches + self.proprios:
             if m.key in batch:
                 out[m.key] = self.norm.encode(m.key, batch[m.key].flatten(2).float())
@@ -225,6 +256,9 @@ class WorldModel(nn.Module):
         if gen is not None:
             on = (torch.rand(G, generator=gen) < c.prob).float()
             rate = (on * torch.rand(G, generator=gen))[rows].to(dev)  # (B,) corruption strength in [0, 1)
+        obj = self._object_inputs(tokens, prev) if self.n_obj else None
+        if obj is not None and local is not None:  # for the heads: slot positions and velocities as the model saw them
+            local[OBJECTS + "#xy"], local[OBJECTS + "#vel"] = obj[1][..., : self.n_obj, :], obj[1][..., self.n_obj:, :] - obj[1][..., : self.n_obj, :]
         for m in self.videos + self.audios:
             tok = (self.image_tok if m.kind == "video" else self.audio_tok)[mkey(m.key)]
             idx = tokens[m.key]
@@ -257,6 +291,8 @@ class WorldModel(nn.Module):
                 ptr = self.pointers(tokens) if m.key == self.videos[0].key and self.pointer is not None else None
                 if ptr is not None:  # one map fits one camera's projection
                     e = e + self._pointer_features(ptr, self.groups[m.key])
+                if obj is not None and m.key == self.videos[0].key:
+                    e = e + self._object_token_features(obj[1], obj[2], self.groups[m.key])
                 if want_local:
                     local[m.key] = self._local_features(ptr, vals, diff, tok.cfg.grid)
                 parts.append(e)
@@ -266,8 +302,89 @@ class WorldModel(nn.Module):
                 noise = torch.randn((G, *x.shape[1:]), generator=gen)[rows].to(dev)
                 x = x + noise * (rate * c.max_noise)[:, None, None]
             parts.append(self.inp[mkey(m.key)](x)[:, :, None])
+        if obj is not None:
+            parts.append(self.inp[OBJECTS](obj[0])[:, :, None])
         parts.append(self.inp[mkey(self.action.key)](tokens[self.action.key])[:, :, None])
         return torch.cat(parts, dim=2) + self.slot_emb  # (B, T, S, D)
+
+    def _object_inputs(self, tokens: dict[str, torch.Tensor], prev: dict[str, torch.Tensor] | None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Object slots (B, T, K, 4) -> the slot token's inputs (B, T, K * OBJECT_INPUTS), and each slot's position
+        (B, T, K, 2) and presence (B, T, K, 1) for the image tokens' features. Velocities are changes since the
+        previous step (`prev`, or none at a window's first step). Context corruption leaves the slots alone: a
+        slot's velocity is the difference of two positions, so noise on them would teach the head to second-guess
+        every velocity, and it then adds that doubt to rollouts (measured: docs/model.md)."""
+        if OBJECTS not in tokens:
+            raise ValueError(f"this model reads object slots: the tokens need {OBJECTS!r} (tokenize the frames of "
+                             f"{self.videos[0].key!r})")
+        o = tokens[OBJECTS]
+        B, T = o.shape[:2]
+        p, xy, size = o[..., :1], o[..., 1:3], o[..., 3:4]
+        px = 2 / self.videos[0].shape[1]  # one pixel in the slots' x units
+        if prev is not None and OBJECTS in prev:
+            xb, pb = prev[OBJECTS][..., 1:3], prev[OBJECTS][..., :1]
+        else:
+            xb, pb = xy[:, :1], p[:, :1]
+        both = p * torch.cat([pb, p[:, :-1]], 1)
+        vel = (xy - torch.cat([xb, xy[:, :-1]], 1)) * both  # (B, T, K, 2) in x units per step
+        if self.pointer is not None:
+            ptr = self.pointers(tokens)[..., :1, :]  # (B, T, 1, 2)
+            pb_ptr = self.pointers(prev)[..., :1, :] if prev is not None and all(m.key in prev for m in self.proprios) \
+                else ptr[:, :1]
+            pvel = ptr - torch.cat([pb_ptr, ptr[:, :-1]], 1)
+        else:
+            ptr, pvel = torch.zeros_like(xy[..., :1, :]), torch.zeros_like(xy[..., :1, :])
+        off = (xy - ptr) / (8 * px)  # in units of 8 pixels
+        nxt = off + (vel - pvel) / (8 * px)  # the offset a step on, if nothing changes speed
+        feats = torch.cat([p, xy, size, vel / (4 * px), off, off.norm(dim=-1, keepdim=True), nxt,
+                           nxt.norm(dim=-1, keepdim=True)], -1) * p
+        return feats.reshape(B, T, -1), torch.cat([xy, xy + vel], -2), p
+
+    def _pair_features(self, p: torch.Tensor, now: torch.Tensor, vel: torch.Tensor, nxt: torch.Tensor,
+                       size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Slots' presence (..., K, 1), positions now (..., K, 2), velocities, predicted next positions and sizes ->
+        features of every ordered pair (..., K*K, PAIR_INPUTS + 2 * PAIR_EMB) and which pairs count (..., K*K).
+
+        Per pair (i, j), in units of 8 pixels: slot j's offset from slot i now, predicted a step on and a step on at
+        constant velocity (2 each); the closest approach along now -> predicted and now -> constant velocity; the two
+        sizes; in pixels, the gap between the rims now and at those two closest approaches (taking each slot for a
+        disc); the direction now (2); then a learned embedding of each slot."""
+        K = self.n_obj
+        unit = 8 * 2 / self.videos[0].shape[1]  # 8 pixels
+
+        def rel(x: torch.Tensor) -> torch.Tensor:  # (..., K, 2) -> (..., K*K, 2): slot j minus slot i
+            return ((x[..., None, :, :] - x[..., :, None, :]) / unit).flatten(-3, -2)
+
+        def closest(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # distance to 0 along the segment a -> b
+            d = b - a
+            s = (-(a * d).sum(-1, keepdim=True) / d.pow(2).sum(-1, keepdim=True).clamp(min=1e-6)).clamp(0, 1)
+            return (a + s * d).norm(dim=-1, keepdim=True)
+
+        d0, d1, dc = rel(now), rel(nxt), rel(now + vel)
+        far = d0.norm(dim=-1, keepdim=True)
+        grid = size.expand(*size.shape[:-2], K, K)  # [i, j] = size of slot i
+        si, sj = grid.flatten(-2)[..., None], grid.transpose(-1, -2).flatten(-2)[..., None]
+        ei = self.pair_emb[:, None, :].expand(K, K, PAIR_EMB).flatten(0, 1)
+        ej = self.pair_emb[None, :, :].expand(K, K, PAIR_EMB).flatten(0, 1)
+        lead = d0.shape[:-2]
+        reach = (si + sj) / math.sqrt(math.pi)  # the sum of the two radii (a slot's size is sqrt(area) / 8 px)
+
+        def gap(d: torch.Tensor) -> torch.Tensor:  # pixels between the two rims, clamped
+            return ((d - reach) * 8).clamp(-4, 8)
+
+        feats = torch.cat([d0, d1, dc, closest(d0, d1), closest(d0, dc), si, sj, gap(far), gap(closest(d0, d1)),
+                           gap(closest(d0, dc)), d0 / far.clamp(min=1e-3),
+                           ei.expand(*lead, *ei.shape), ej.expand(*lead, *ej.shape)], -1)
+        pres = p[..., 0] > 0.5
+        mask = (pres[..., :, None] & pres[..., None, :] & ~torch.eye(K, dtype=torch.bool, device=p.device)).flatten(-2)
+        return feats, mask
+
+    def _object_token_features(self, points: torch.Tensor, p: torch.Tensor, g: CodeGroups) -> torch.Tensor:
+        """Slot positions now and a step on (B, T, 2K, 2) and presence (B, T, K, 1) -> (B, T, groups, D): an MLP of
+        each image token's offsets from them (half-token units, zero for absent slots)."""
+        off = self.pointer_offsets(points, g) * torch.cat([p, p], -2)[..., None, :, :]  # (B, T, G, 2K, 2)
+        pres = p[..., 0][..., None, :].expand(*off.shape[:3], p.shape[-2])
+        return self.object_mlp(torch.cat([off.flatten(-2), pres], -1))
 
     def pointers(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """(B, T, P, 2): the image points read linearly off each step's (normalised) proprio tokens."""
@@ -339,6 +456,30 @@ class WorldModel(nn.Module):
                 raise ValueError("heads: proprio_residual predicts a change, so it needs the current step's tokens")
             for m in self.proprios:  # the head's output is the change, in units of its std
                 pred[m.key] = tokens[m.key].reshape(pred[m.key].shape) + pred[m.key] * self.norm.delta_scale(m.key)
+        if self.n_obj:
+            if tokens is None:
+                raise ValueError("heads: object slots are predicted as a change, so they need the current step's tokens")
+            raw = self.out[OBJECTS](h[..., self.slots[OBJECTS], :][..., 0, :]).unflatten(-1, (self.n_obj, OBJECT_OUTPUTS))
+            cur = tokens[OBJECTS].reshape(raw.shape[:-1] + (FEATURES,))
+            px = 2 / self.videos[0].shape[1]
+            here = cur[..., :1] > 0.5
+            # A present slot moves on at its velocity (Newton's first law) plus a learned change: a disc in free
+            # flight needs no correction at all, a pushed or bouncing one a small one.
+            now = local[OBJECTS + "#xy"] if local is not None and OBJECTS + "#xy" in local else cur[..., 1:3]
+            vel = local[OBJECTS + "#vel"] if local is not None and OBJECTS + "#vel" in local else torch.zeros_like(now)
+            xy = torch.where(here, now + vel + raw[..., 0:2] * px, raw[..., 4:6])
+            size = torch.where(here, cur[..., 3:4] + raw[..., 2:3] * 0.25, raw[..., 6:7])
+            pred[OBJECTS] = torch.cat([torch.sigmoid(raw[..., 3:4]), xy, size], -1)  # (..., K, 4)
+            pred[OBJECTS + "#logit"] = raw[..., 3]
+            if len(self.pair_heads):
+                pairs, mask = self._pair_features(cur[..., :1], now, vel, xy, cur[..., 3:4])
+                for m in self.touches:
+                    add = self.pair_heads[mkey(m.key)](pairs).masked_fill(~mask[..., None], -1e4).amax(-2)  # (..., n)
+                    add = torch.where(mask.any(-1, keepdim=True), add, torch.zeros_like(add))
+                    n = add.shape[-1]
+                    pred[m.key + "#pairs"] = add  # the pair head's own logits, for its own loss
+                    out = pred[m.key]  # (..., 1, 2n)
+                    pred[m.key] = torch.cat([out[..., :n], out[..., n:] + add[..., None, :]], -1)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
         if self.reward_head is not None:
             pred[self.reward_key] = self.reward_head(ha)[..., 0]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from genworld.models import WorldModel
+from genworld.models.objects import OBJECTS
 from genworld.models.sampling import MEAN_SUFFIX, decode_step, sample_step
 from genworld.spec import WorldSpec
 
@@ -34,6 +35,8 @@ class WorldSession:
         self.gen = torch.Generator().manual_seed(seed)
         self.contexts = contexts or {}
         self.obs_keys = [m.key for m in model.videos + model.audios + model.touches + model.proprios]
+        # What a step carries forward: the observations' tokens, and the object slots where the model has them.
+        self.state_keys = self.obs_keys + ([OBJECTS] if model.n_obj else [])
         self._cache: Any = None
         self._pending: dict[str, torch.Tensor] | None = None  # tokens (B, 1, ...) of the latest step, no action
         self._prev: dict[str, torch.Tensor] | None = None  # tokens of the step before it (motion cue), or None
@@ -123,9 +126,9 @@ class WorldSession:
         for t in range(C - 1):
             one = {k: v[:, t: t + 1] for k, v in tokens.items()}
             _, self._cache = self.model.step(one, self._t, self._cache, self._prev)
-            self._prev = {k: one[k] for k in self.obs_keys}
+            self._prev = {k: one[k] for k in self.state_keys}
             self._t += 1
-        self._pending = {k: tokens[k][:, C - 1: C] for k in self.obs_keys}
+        self._pending = {k: tokens[k][:, C - 1: C] for k in self.state_keys}
         return {k: np.array(context[k])[:, -1] for k in self.obs_keys}  # copies: never alias the caller's data
 
     def _action_tokens(self, action: np.ndarray) -> torch.Tensor:
@@ -159,7 +162,7 @@ class WorldSession:
         self._t += 1
         self._prev = self._pending
         # The expected code values stay with the codes: a contact reader reads them (WorldModel.code_values).
-        self._pending = {k: v for k, v in nxt.items() if k in self.obs_keys or k.endswith(MEAN_SUFFIX)}
+        self._pending = {k: v for k, v in nxt.items() if k in self.state_keys or k.endswith(MEAN_SUFFIX)}
         return {k: v.cpu().numpy() for k, v in decode_step(self.model, nxt).items()}
 
     @torch.inference_mode()
@@ -174,7 +177,7 @@ class WorldSession:
         tokens = self.model.tokenize(real)
         for k in keys:
             self._pending.pop(k + MEAN_SUFFIX, None)
-        self._pending.update({k: tokens[k] for k in keys})
+        self._pending.update({k: tokens[k] for k in keys + ([OBJECTS] if OBJECTS in tokens else [])})
 
     def snapshot(self) -> dict[str, Any]:
         """The session's state (tensors are never modified in place, so references suffice)."""
@@ -211,7 +214,7 @@ class WorldSession:
         B = real[self.obs_keys[0]].shape[0]
         real[self.spec.action.key] = torch.zeros((B, 1) if self.spec.action.discrete else (B, 1, *self.spec.action.shape))
         tokens = self.model.tokenize(real)
-        return self._latent_of({k: tokens[k] for k in self.obs_keys})
+        return self._latent_of({k: tokens[k] for k in self.state_keys})
 
     def _latent_of(self, pending: dict[str, torch.Tensor]) -> np.ndarray:
         B = next(iter(pending.values())).shape[0]

@@ -97,7 +97,8 @@ def train_run(cfg: RunConfig, store: EpisodeStore, run_dir: Path, resume: bool, 
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
     else:
-        stats = compute_stats(spec, {k: [v[i] for i in split[0]] for k, v in store.arrays.items()})
+        stats = compute_stats(spec, {k: [v[i] for i in split[0]] for k, v in store.arrays.items()},
+                              object_slots=cfg.model.object_slots)
     if dist.is_main:
         atomic_write_text(run_dir / "config.json", cfg.to_json())
         atomic_write_text(run_dir / "spec.json", spec.dumps())
