@@ -258,7 +258,7 @@ class WorldModel(nn.Module):
             rate = (on * torch.rand(G, generator=gen))[rows].to(dev)  # (B,) corruption strength in [0, 1)
         obj = self._object_inputs(tokens, prev) if self.n_obj else None
         if obj is not None and local is not None:  # for the heads: slot positions and velocities as the model saw them
-            local[OBJECTS + "#xy"], local[OBJECTS + "#vel"] = obj[1][..., : self.n_obj, :], obj[1][..., self.n_obj:, :] - obj[1][..., : self.n_obj, :]
+            local[OBJECTS + "#xy"], local[OBJECTS + "#vel"] = obj[1], obj[2]
         for m in self.videos + self.audios:
             tok = (self.image_tok if m.kind == "video" else self.audio_tok)[mkey(m.key)]
             idx = tokens[m.key]
@@ -292,7 +292,8 @@ class WorldModel(nn.Module):
                 if ptr is not None:  # one map fits one camera's projection
                     e = e + self._pointer_features(ptr, self.groups[m.key])
                 if obj is not None and m.key == self.videos[0].key:
-                    e = e + self._object_token_features(obj[1], obj[2], self.groups[m.key])
+                    e = e + self._object_token_features(torch.cat([obj[1], obj[1] + obj[2]], -2), obj[3],
+                                                        self.groups[m.key])
                 if want_local:
                     local[m.key] = self._local_features(ptr, vals, diff, tok.cfg.grid)
                 parts.append(e)
@@ -308,9 +309,9 @@ class WorldModel(nn.Module):
         return torch.cat(parts, dim=2) + self.slot_emb  # (B, T, S, D)
 
     def _object_inputs(self, tokens: dict[str, torch.Tensor], prev: dict[str, torch.Tensor] | None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Object slots (B, T, K, 4) -> the slot token's inputs (B, T, K * OBJECT_INPUTS), and each slot's position
-        (B, T, K, 2) and presence (B, T, K, 1) for the image tokens' features. Velocities are changes since the
+        (B, T, K, 2), velocity (B, T, K, 2) and presence (B, T, K, 1). Velocities are changes since the
         previous step (`prev`, or none at a window's first step). Context corruption leaves the slots alone: a
         slot's velocity is the difference of two positions, so noise on them would teach the head to second-guess
         every velocity, and it then adds that doubt to rollouts (measured: docs/model.md)."""
@@ -338,7 +339,7 @@ class WorldModel(nn.Module):
         nxt = off + (vel - pvel) / (8 * px)  # the offset a step on, if nothing changes speed
         feats = torch.cat([p, xy, size, vel / (4 * px), off, off.norm(dim=-1, keepdim=True), nxt,
                            nxt.norm(dim=-1, keepdim=True)], -1) * p
-        return feats.reshape(B, T, -1), torch.cat([xy, xy + vel], -2), p
+        return feats.reshape(B, T, -1), xy, vel, p
 
     def _pair_features(self, p: torch.Tensor, now: torch.Tensor, vel: torch.Tensor, nxt: torch.Tensor,
                        size: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
