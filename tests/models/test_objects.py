@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from genworld.models.normalizer import compute_stats
-from genworld.models.objects import OBJECTS, learn_palette, read_slots
+from genworld.models.objects import MIN_COVERAGE, OBJECTS, coverage, learn_palette, read_slots
 from genworld.rollout.session import WorldSession
 from genworld.worlds.bounce.config import PALETTE
 
@@ -34,6 +34,15 @@ def test_the_palette_is_the_background_then_the_common_colours_without_blended_e
     assert learn_palette(frames, k=1)[0] == [[240, 80, 40]]
     with pytest.raises(ValueError, match="uint8 frames"):
         learn_palette(frames.astype(np.float32), k=4)
+    with pytest.raises(ValueError, match="no frames"):
+        learn_palette(frames[:0], k=4)
+
+
+def test_a_photograph_like_world_gets_a_palette_that_explains_too_little_for_slots() -> None:
+    frames = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)  # no colour repeats much
+    colours, background = learn_palette(frames, k=4)
+    assert colours == [] and len(background) == 3
+    assert coverage(frames, [background] + colours) < MIN_COVERAGE
 
 
 def test_slots_place_bounce_discs_to_a_tenth_of_a_pixel() -> None:

@@ -41,14 +41,14 @@ def learn_palette(frames: np.ndarray, k: int, min_share: float = 2e-4,
     order = np.argsort(-counts, kind="stable")
     cols = np.stack([(values >> 16) & 255, (values >> 8) & 255, values & 255], -1)[order]
     shares = counts[order] / max(len(px), 1)
-    kept: list[np.ndarray] = []
-    for c, share in zip(cols, shares):
+    if not len(cols):
+        raise ValueError("learn_palette: no frames to learn a palette from")
+    kept = [cols[0]]  # the background, however rare (a photograph has no colour of its own)
+    for c, share in zip(cols[1:], shares[1:]):
         if share < min_share or len(kept) > k:
             break
         if all(np.abs(c - o).max() > tol for o in kept):
             kept.append(c)
-    if not kept:
-        raise ValueError("learn_palette: no frames to learn a palette from")
     return [c.tolist() for c in kept[1: k + 1]], kept[0].tolist()
 
 
