@@ -38,8 +38,14 @@ def measure(batch: int, steps: int, threads: int) -> dict:
 
     torch.manual_seed(0)
     world = make_world("bounce")
-    session = WorldSession(WorldModel(tiny(world.spec).model))
+    model = WorldModel(tiny(world.spec).model)
     ctx = {k: np.repeat(v, batch, 0) for k, v in _context(world, 4).items()}
+    video = model.videos[0].key
+    if model.n_obj:  # a palette as training would learn it, so the object slots and their pair head do their work
+        from genworld.models.normalizer import compute_stats
+
+        model.norm.set_stats(compute_stats(world.spec, {video: [_context(world, 32)[video][0]]}, model.n_obj))
+    session = WorldSession(model)
     session.reset(ctx)
     rng = np.random.default_rng(0)
     acts = rng.uniform(-1, 1, (steps + 20, batch, 2)).astype(np.float32)
