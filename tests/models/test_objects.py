@@ -74,6 +74,8 @@ def test_slots_beyond_the_palettes_count_read_absent_and_shapes_follow_the_frame
     assert slots.shape == (2, 3, 2, 4)
     assert torch.allclose(slots[0, 0, 0], torch.tensor([1.0, (11 / 16) * 2 - 1, (5 / 16) * 2 - 1, 0.25]))
     assert (slots[..., 1, :] == 0).all()
+    assert (read_slots(torch.as_tensor(frames), pal, count=0) == 0).all()  # a world without slots reads none
+    assert read_slots(torch.as_tensor(frames[:0]), pal, count=1).shape == (0, 3, 2, 4)
 
 
 def test_run_stats_carry_the_palette_and_a_model_refuses_more_colours_than_slots() -> None:

@@ -6,7 +6,7 @@ So, for worlds drawn in flat colours (bounce, Atari, most 2-D games), each frame
 read as K slots, one per colour of a palette learned from the training frames (the most common colours,
 the most common of all being the background): a slot holds whether that colour is in the frame, the
 centroid of its pixels and the square root of their area. The dynamics sees them as one token per step and
-predicts the next step's slots as a change (`WorldModel.heads`); rollouts feed the predicted state back as
+predicts the next step's slots as constant velocity plus a change (`WorldModel.heads`); rollouts feed the predicted state back as
 it is, never re-read from a predicted frame, so a position stays as precise as the dynamics makes it.
 
 Slot tokens, shape (..., K, 4): (present 0/1, x, y, size) with x (column) and y (row) in [-1, 1] over the
@@ -91,6 +91,8 @@ def read_slots(frames: torch.Tensor, palette: torch.Tensor, count: int, tol: int
     lead, (H, W) = frames.shape[:-3], frames.shape[-3:-1]
     K = palette.shape[0] - 1
     flat = frames.reshape(-1, H * W, 3)
+    if count == 0 or flat.shape[0] == 0:  # no slots (a world the palette does not explain), or no frames
+        return torch.zeros((*lead, K, FEATURES), device=frames.device)
     table = _label_table(palette.to(flat.device), count, tol)
     ys, xs = torch.meshgrid((torch.arange(H, device=flat.device) + 0.5) / H * 2 - 1,
                             (torch.arange(W, device=flat.device) + 0.5) / W * 2 - 1, indexing="ij")
@@ -112,6 +114,4 @@ def read_slots(frames: torch.Tensor, palette: torch.Tensor, count: int, tol: int
         centre = torch.stack([sx, sy], -1).float() / cnt.clamp(min=1)[..., None]  # (n, K, 2)
         present = (cnt > 0).float()
         out.append(torch.cat([present[..., None], centre * present[..., None], (cnt.sqrt() / SIZE_UNIT)[..., None]], -1))
-    if not out:
-        return frames.new_zeros((*lead, K, FEATURES), dtype=torch.float32)
     return torch.cat(out).reshape(*lead, K, FEATURES)
