@@ -162,3 +162,62 @@ def test_pair_features_are_offsets_between_present_slots_and_their_closest_appro
     assert torch.allclose(f01[13:15], torch.tensor([1.0, 0.0]))  # direction from i to j now
     near = model._pair_features(p, now * 0.25, vel * 0, nxt * 0 + now * 0.25, size)[0][1]  # 1 unit apart, still
     assert torch.allclose(near[10], torch.tensor((1 - 1.5 / np.pi ** 0.5) * 8))
+
+
+def test_edge_features_are_rim_gaps_to_the_frame_edges_now_predicted_and_at_constant_velocity() -> None:
+    model = small_model(object_slots=3, proprio_pointers=1, object_edges=True)
+    H, W = model.videos[0].shape[:2]
+    r = 5.0  # a disc of radius 5 px has size sqrt(pi) * 5 / 8
+    size = torch.full((3, 1), np.pi ** 0.5 * r / 8)
+    now = torch.tensor([[(r + 2) / W * 2 - 1, 0.0], [0.0, 1 - (r + 0.5) / H * 2], [0.0, 0.0]])  # 2 px from the left
+    vel = torch.tensor([[-3 / W * 2, 0.0], [0.0, 0.0], [0.0, 0.0]])  # slot 0 heads left at 3 px a step
+    f = model._edge_features(now, vel, now + vel / 3, size)
+    assert f.shape == (3, 14 + 8)
+    assert torch.allclose(f[0, 0:4], torch.tensor([2.0, 8.0, 8.0, 8.0]), atol=1e-4)  # left, top, right, bottom now
+    assert torch.allclose(f[0, 4], torch.tensor(1.0), atol=1e-4) and torch.allclose(f[0, 8], torch.tensor(-1.0), atol=1e-4)
+    assert torch.allclose(f[1, 0:4], torch.tensor([8.0, 8.0, 8.0, 0.5]), atol=1e-4)  # slot 1 half a pixel off the floor
+    assert torch.allclose(f[0, 12:14], torch.tensor([-0.75, 0.0]), atol=1e-5)  # velocity in units of 4 px a step
+
+
+def test_extra_slot_triples_teach_the_contact_heads_walls_and_pairs() -> None:
+    """The contact heads alone, on (prev, now, next) slot triples whose contacts are a rim gap below zero."""
+    from genworld.models.losses import slot_contact_losses
+
+    model = small_model(object_slots=3, proprio_pointers=1, object_edges=True).train()
+    key = model.touches[0].key
+    H, W = model.videos[0].shape[:2]
+    r, size = 5.0, np.pi ** 0.5 * 5.0 / 8
+
+    def triples(n: int, seed: int) -> dict[str, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        pos = torch.rand(n, 2, 2, generator=g) * (W - 2 * r) + r  # two discs, px, fully inside
+        vel = (torch.rand(n, 2, 2, generator=g) - 0.5) * 6
+        nxt = pos + vel
+        gap = (nxt[:, 0] - nxt[:, 1]).norm(dim=-1) - 2 * r
+        wall = (nxt[:, 0] < r).any(-1) | (nxt[:, 0] > W - r).any(-1)
+        touch = torch.zeros(n, 3, 4)
+        touch[:, 2, 0] = (gap < 0).float()  # taxel 0: disc 0 meets disc 1
+        touch[:, 2, 1] = wall.float()  # taxel 1: disc 0 meets a wall
+        o = torch.zeros(n, 3, 3, 4)
+        for t, xy in enumerate((pos - vel, pos, nxt)):
+            o[:, t, :2, 0], o[:, t, :2, 1:3], o[:, t, :2, 3] = 1.0, xy / W * 2 - 1, size
+        return {OBJECTS: o, key: touch}
+
+    train, held = triples(512, 0), triples(1024, 1)
+    heads = [*model.pair_heads.parameters(), *model.edge_heads.parameters(), model.pair_emb]
+    opt = torch.optim.Adam(heads, lr=1e-2)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(300):
+        loss, _ = slot_contact_losses(model, train, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    o = held[OBJECTS]
+    vel = o[:, 1, :, 1:3] - o[:, 0, :, 1:3]
+    with torch.no_grad():
+        logit = model.slot_contacts(o[:, 1, :, :1], o[:, 1, :, 1:3], vel, o[:, 2, :, 1:3], o[:, 1, :, 3:4])[key]
+    on, want = logit > 0, held[key][:, 2] > 0.5
+    for taxel in (0, 1):
+        tp = (on[:, taxel] & want[:, taxel]).sum().item()
+        f1 = 2 * tp / (on[:, taxel].sum().item() + want[:, taxel].sum().item())
+        assert f1 > 0.8, (taxel, f1, want[:, taxel].float().mean().item())

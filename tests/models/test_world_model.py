@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -34,8 +35,8 @@ def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **
     model = WorldModel(cfg).eval()
     if model.n_obj:  # slots for the synthetic world's square and (so that there is a pair) its background
         model.norm.set_stats({OBJECTS: {"palette": [[0, 0, 0], [240, 80, 40], [30, 30, 30]], "count": 2}})
-        for head in model.pair_heads.values():  # starts at zero; random here so the tests see it work
-            torch.nn.init.normal_(head[-1].weight, std=0.1)
+        for head in [*model.pair_heads.values(), *model.edge_heads.values()]:  # start at zero; random here
+            torch.nn.init.normal_(head[-1].weight, std=0.1)  # so that the tests see them work
     return model
 
 
@@ -232,3 +233,34 @@ def test_the_local_path_starts_as_the_model_without_it_and_then_shapes_every_cod
 def test_the_local_path_refuses_the_conv_token_path() -> None:
     with pytest.raises(ValueError, match="video_local=8 needs the linear token path"):
         small_model(video_local=8, video_conv=16)
+
+
+def test_a_sure_contact_presses_at_least_the_contact_threshold_and_the_force_head_learns_only_contacts() -> None:
+    from genworld.models.losses import next_step_losses
+
+    model = small_model()
+    key = model.touches[0].key
+    model.norm.set_stats({key: {"scale": 2.0, "threshold": 0.5}})
+    n = math.prod(model.touches[0].shape)
+    logits = torch.tensor([[8.0, -8.0] + [-8.0] * (n - 2)])  # taxel 0 surely in contact, the rest surely not
+    tokens = model.tokenize(batch_of(model, 1, 4))
+    with torch.no_grad():
+        pred = {k: v[:, -1] for k, v in model(tokens).items()}
+    pred[key] = torch.cat([torch.zeros(1, n), logits], -1)[:, None]  # the force head says 0 everywhere
+    out = decode_step(model, sample_step(model, pred))[key]
+    assert out[0, 0] > 0.5 and (out[0, 1:] == 0).all()  # on: at least the threshold; off: nothing
+    # The force head's loss reads only the taxels in contact: a wrong force elsewhere costs nothing.
+    tokens = model.tokenize(batch_of(model, 2, 4))
+    base = model(tokens)
+    target = tokens[key].clone()
+    target[..., 0] = 0.5  # taxel 0 pressed (scaled 0.5 = 1.0 raw > 0.5), the rest not
+    target[..., 1:] = 0.0
+    tokens[key] = target
+    a = next_step_losses(model, base, tokens)[1][f"{key}/loss"]
+    moved = dict(base)
+    moved[key] = base[key].clone()
+    moved[key][..., 1:n] += 5.0  # the force of the taxels not in contact
+    b = next_step_losses(model, moved, tokens)[1][f"{key}/loss"]
+    moved[key][..., 0] += 5.0  # the force of the taxel in contact
+    c = next_step_losses(model, moved, tokens)[1][f"{key}/loss"]
+    assert b == pytest.approx(a, rel=1e-6) and c > a + 1

@@ -62,7 +62,13 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         n = out.shape[-1] // 2
         target = tokens[m.key][:, 1:]  # (B, T-1, n) scaled
         value, logit = out[..., 0, :n], out[..., 0, n:]
-        loss = F.mse_loss(value, target) + contact_bce(model, m.key, logit, target)
+        # The value head learns the force of a contact (where there is one); whether there is one is the contact
+        # head's. Trained toward zero on every other taxel too, it would learn the force times the chance of a
+        # contact, and a rollout would show a contact it is sure of as one too weak to count. (Averaged over all
+        # taxels, as before: averaged over the contacts alone, it weighed so much more that the frames lost 0.6 dB.)
+        pressed = (target > model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")).float()
+        force = ((value - target).pow(2) * pressed).mean()
+        loss = force + contact_bce(model, m.key, logit, target)
         if m.key + "#pairs" in pred:  # the object pair head also learns on its own (models/objects.py)
             loss = loss + contact_bce(model, m.key, pred[m.key + "#pairs"][:, :-1], target)
         total = total + w.get("touch", 1.0) * loss
@@ -106,6 +112,40 @@ def object_loss(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[s
     new = (cur[..., 0] <= 0.5) & (tgt[..., 0] > 0.5)
     return (bce + (pos * keep).sum() / keep.sum().clamp(min=1)
             + 0.1 * (pos * new).sum() / new.sum().clamp(min=1))
+
+
+def slot_contact_losses(model: WorldModel, pairs: dict[str, torch.Tensor], gen: torch.Generator | None = None,
+                        rows: slice | None = None, global_batch: int | None = None
+                        ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The slots' contact heads on extra windows of 3 steps (object slots and touch; `pairs`): slots of t-1 and t,
+    and of t+1 standing in for the dynamics' prediction -> contacts of t+1.
+
+    The heads are small and see one example per step of a window, so on a training budget of minutes they are
+    short of examples, not of capacity; these cost no transformer work. The next positions get noise of
+    `PAIR_NOISE_PX` (drawn from `gen` in training for `global_batch` windows, of which these are the `rows`) so
+    the heads do not learn to trust a prediction more than a rollout's is worth."""
+    from genworld.models.objects import OBJECTS
+    from genworld.models.world_model import PAIR_NOISE_PX
+
+    o = pairs[OBJECTS]
+    if o.ndim != 4 or o.shape[1] != 3:
+        raise ValueError(f"slot_contact_losses: expected slots (B, 3, K, 4), got {tuple(o.shape)}")
+    prev, cur, nxt = o[:, 0], o[:, 1], o[:, 2]
+    p = cur[..., :1]
+    vel = (cur[..., 1:3] - prev[..., 1:3]) * p * prev[..., :1]
+    px = 2 / model.videos[0].shape[1]
+    nxt_xy = torch.where(nxt[..., :1] > 0.5, nxt[..., 1:3], cur[..., 1:3] + vel)
+    if gen is not None:
+        G, rows = (global_batch or o.shape[0]), (rows or slice(0, o.shape[0]))
+        noise = torch.randn((G, *nxt_xy.shape[1:]), generator=gen)
+        nxt_xy = nxt_xy + noise[rows].to(nxt_xy.device) * PAIR_NOISE_PX * px
+    total: Any = 0.0
+    logs: dict[str, float] = {}
+    for key, logit in model.slot_contacts(p, cur[..., 1:3], vel, nxt_xy, cur[..., 3:4]).items():
+        loss = contact_bce(model, key, logit, pairs[key][:, 2])
+        total = total + model.cfg.loss_weights.get("touch", 1.0) * loss
+        logs[f"{key}/pairs_bce"] = loss.item()
+    return total, logs
 
 
 def contact_reader_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],

@@ -73,7 +73,10 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         p = torch.sigmoid(out[:, n:])
         thr = model.contact_p.get(m.key, model.cfg.contact_threshold)
         on = (torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > thr)
-        tokens[m.key] = (out[:, :n] * on)[:, None]
+        # A taxel in contact presses at least as hard as the data's contact threshold: the value head predicts
+        # the force given a contact, and the contact head alone says whether there is one.
+        floor = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale") * 1.05 + 1e-4
+        tokens[m.key] = (torch.maximum(out[:, :n], floor) * on)[:, None]
     for m in model.proprios:
         tokens[m.key] = pred[m.key][:, 0][:, None]
     if model.n_obj:  # the slots' predicted state, fed back as it is (models/objects.py)

@@ -31,7 +31,7 @@ from genworld.models.dynamics import Dynamics, KVCache
 from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
-from genworld.models.objects import FEATURES, OBJECTS, read_slots
+from genworld.models.objects import FEATURES, OBJECTS, SIZE_UNIT, read_slots
 from genworld.models.sampling import MEAN_SUFFIX, expected_values
 from genworld.models.video_codes import VideoCodeIO
 from genworld.spec import WorldSpec
@@ -40,11 +40,25 @@ OBJECT_INPUTS = 12  # per slot: present, x, y, size, velocity (2), offset from t
 OBJECT_OUTPUTS = 7  # per slot: change of x, y, size beyond constant velocity; presence logit; x, y, size of a slot that was absent
 PAIR_INPUTS = 15  # per pair of slots: see WorldModel._pair_features
 PAIR_EMB = 8  # a learned embedding of each slot (its colour) in the pair contact head
+EDGE_INPUTS = 14  # per slot: see WorldModel._edge_features
+PAIR_NOISE_PX = 0.2  # std of the noise on the next positions of the extra pair examples (a rollout's error at h = 1)
 
 
 def mkey(key: str) -> str:
     """A dataset key as a ModuleDict name (no dots allowed there)."""
     return key.replace(".", "__")
+
+
+def _masked_max(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """max over the items (dim -2) of head(feats (..., N, F)) where mask (..., N); -1e4 where none. The head runs on
+    the masked items only: of a palette's K slots a frame shows a few, so most of the K * K pairs are absent."""
+    lead, N = mask.shape[:-1], mask.shape[-1]
+    flat = mask.reshape(-1)
+    idx = flat.nonzero().squeeze(1)
+    y = head(feats.reshape(flat.shape[0], -1)[idx])  # (M, n)
+    out = y.new_full((flat.shape[0] // max(N, 1), y.shape[-1]), -1e4)
+    out = out.scatter_reduce(0, (idx // N)[:, None].expand_as(y), y, "amax", include_self=True)
+    return out.reshape(*lead, y.shape[-1])
 
 
 class WorldModel(nn.Module):
@@ -114,6 +128,7 @@ class WorldModel(nn.Module):
         # Optional: one token of object slots (models/objects.py): its embedding reads each slot's presence,
         # position, size, velocity and offset from the pointer; its head predicts each slot's next state as a
         # change. Each image token of the first camera also gets an MLP of its offsets from the slots.
+        self.pair_heads, self.edge_heads = nn.ModuleDict(), nn.ModuleDict()  # the slots' contact heads (below)
         if self.n_obj:
             K = self.n_obj
             self.slots[OBJECTS] = slice(s, s + 1)
@@ -126,12 +141,19 @@ class WorldModel(nn.Module):
             # sizes and a learned embedding of each slot's colour; the maximum over pairs is added to each touch
             # key's contact logits (it starts at zero). Which slot carries the sensor is learned, not told.
             self.pair_emb = nn.Parameter(torch.randn(K, PAIR_EMB) * 0.5)
-            self.pair_heads = nn.ModuleDict()
             for m in self.touches:
                 last = nn.Linear(32, math.prod(m.shape))
                 nn.init.zeros_(last.weight)
                 nn.init.zeros_(last.bias)
                 self.pair_heads[mkey(m.key)] = nn.Sequential(nn.Linear(PAIR_INPUTS + 2 * PAIR_EMB, 32), nn.GELU(),
+                                                             nn.Linear(32, 32), nn.GELU(), last)
+            # Optional: the same for each slot against the frame's four edges (the walls of a 2-D arena), so a contact
+            # with a wall has an explanation too; the maximum over slots joins the pairs' maximum.
+            for m in self.touches if cfg.object_edges else ():
+                last = nn.Linear(32, math.prod(m.shape))
+                nn.init.zeros_(last.weight)
+                nn.init.zeros_(last.bias)
+                self.edge_heads[mkey(m.key)] = nn.Sequential(nn.Linear(EDGE_INPUTS + PAIR_EMB, 32), nn.GELU(),
                                                              nn.Linear(32, 32), nn.GELU(), last)
         # Optional: P points in the image read linearly off the proprio vector, and an MLP of each image token's
         # offset to them added to its embedding: where the agent is, to a fraction of a token, for every token
@@ -380,6 +402,36 @@ class WorldModel(nn.Module):
         mask = (pres[..., :, None] & pres[..., None, :] & ~torch.eye(K, dtype=torch.bool, device=p.device)).flatten(-2)
         return feats, mask
 
+    def slot_contacts(self, p: torch.Tensor, now: torch.Tensor, vel: torch.Tensor, nxt: torch.Tensor,
+                      size: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Contact logits of each touch key (..., n) from the slots' geometry alone: the maximum of the pair heads
+        over present pairs and, with `object_edges`, of the edge heads over present slots; zero with neither."""
+        pairs, mask = self._pair_features(p, now, vel, nxt, size)
+        edges = self._edge_features(now, vel, nxt, size) if len(self.edge_heads) else None
+        pres = p[..., 0] > 0.5
+        out = {}
+        for m in self.touches:
+            add = _masked_max(self.pair_heads[mkey(m.key)], pairs, mask)  # (..., n)
+            if edges is not None:
+                add = torch.maximum(add, _masked_max(self.edge_heads[mkey(m.key)], edges, pres))
+            out[m.key] = torch.where(add > -1e3, add, torch.zeros_like(add))
+        return out
+
+    def _edge_features(self, now: torch.Tensor, vel: torch.Tensor, nxt: torch.Tensor, size: torch.Tensor
+                       ) -> torch.Tensor:
+        """Slots' positions now (..., K, 2), velocities, predicted next positions and sizes -> (..., K, EDGE_INPUTS
+        + PAIR_EMB): in pixels, each slot's rim gap to the left, top, right and bottom edges of the frame now, a
+        step on as predicted and at constant velocity (clamped to [-4, 8]), its velocity, then its embedding."""
+        H, W = self.videos[0].shape[:2]
+        r = size / math.sqrt(math.pi) * SIZE_UNIT  # the radius in pixels, taking the slot for a disc
+
+        def gaps(xy: torch.Tensor) -> torch.Tensor:
+            x, y = (xy[..., :1] + 1) * W / 2, (xy[..., 1:2] + 1) * H / 2
+            return torch.cat([x - r, y - r, W - x - r, H - y - r], -1).clamp(-4, 8)
+
+        emb = self.pair_emb.expand(*now.shape[:-2], *self.pair_emb.shape)
+        return torch.cat([gaps(now), gaps(nxt), gaps(now + vel), vel * W / 2 / 4, emb], -1)
+
     def _object_token_features(self, points: torch.Tensor, p: torch.Tensor, g: CodeGroups) -> torch.Tensor:
         """Slot positions now and a step on (B, T, 2K, 2) and presence (B, T, K, 1) -> (B, T, groups, D): an MLP of
         each image token's offsets from them (half-token units, zero for absent slots)."""
@@ -473,14 +525,11 @@ class WorldModel(nn.Module):
             pred[OBJECTS] = torch.cat([torch.sigmoid(raw[..., 3:4]), xy, size], -1)  # (..., K, 4)
             pred[OBJECTS + "#logit"] = raw[..., 3]
             if len(self.pair_heads):
-                pairs, mask = self._pair_features(cur[..., :1], now, vel, xy, cur[..., 3:4])
-                for m in self.touches:
-                    add = self.pair_heads[mkey(m.key)](pairs).masked_fill(~mask[..., None], -1e4).amax(-2)  # (..., n)
-                    add = torch.where(mask.any(-1, keepdim=True), add, torch.zeros_like(add))
+                for k, add in self.slot_contacts(cur[..., :1], now, vel, xy, cur[..., 3:4]).items():
                     n = add.shape[-1]
-                    pred[m.key + "#pairs"] = add  # the pair head's own logits, for its own loss
-                    out = pred[m.key]  # (..., 1, 2n)
-                    pred[m.key] = torch.cat([out[..., :n], out[..., n:] + add[..., None, :]], -1)
+                    pred[k + "#pairs"] = add  # the slots' contact logits alone, for their own loss
+                    out = pred[k]  # (..., 1, 2n)
+                    pred[k] = torch.cat([out[..., :n], out[..., n:] + add[..., None, :]], -1)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
         if self.reward_head is not None:
             pred[self.reward_key] = self.reward_head(ha)[..., 0]
@@ -557,13 +606,21 @@ class WorldModel(nn.Module):
         return torch.cat([e[:, : a.start], e[:, a.stop:]], dim=1).mean(1)
 
     def dynamics_loss(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
-                      rows: slice | None = None, global_batch: int | None = None
-                      ) -> tuple[torch.Tensor, dict[str, float]]:
-        """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind."""
-        from genworld.models.losses import contact_reader_losses, next_step_losses
+                      rows: slice | None = None, global_batch: int | None = None,
+                      pairs: dict[str, torch.Tensor] | None = None, pair_rows: slice | None = None,
+                      pair_batch: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind; `pairs`, extra
+        windows of 3 steps (object slots and touch only; rows `pair_rows` of `pair_batch`), teach the slots'
+        contact heads alone."""
+        from genworld.models.losses import contact_reader_losses, next_step_losses, slot_contact_losses
 
         pred = self(tokens, gen, rows, global_batch, read_contacts=False)  # readers learn on their own below
         total, logs = next_step_losses(self, pred, tokens)
+        if pairs is not None and len(self.pair_heads):
+            extra, more = slot_contact_losses(self, pairs, gen, pair_rows, pair_batch)
+            total = total + extra
+            logs.update(more)
+            logs["loss"] = float(total.detach())
         if len(self.reader) and tokens[self.action.key].shape[1] >= 3:
             extra, more = contact_reader_losses(self, pred, tokens, gen, rows, global_batch)
             total = total + extra

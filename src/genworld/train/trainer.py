@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from genworld.models import WorldModel
+from genworld.models.objects import OBJECTS
 from genworld.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -149,6 +150,14 @@ class Trainer:
         return frames, audio
 
     # ---- loops -------------------------------------------------------------------------------
+    def _pair_batch(self, cache: TokenCache, step: int) -> dict[str, torch.Tensor] | None:
+        """Extra windows of 3 steps (object slots and touch) for the slots' contact heads, or None (`pair_batch`)."""
+        pb = self.tc.pair_batch
+        if pb <= 0 or not len(self.model.pair_heads):
+            return None
+        windows = sample_windows(self.lengths, self.train_eps, 3, pb, self.tc.seed + 1, step)
+        return cache.gather(windows[self._rows(pb)], 3, keys=[OBJECTS] + [m.key for m in self.model.touches])
+
     def _run_stage(self, stage: int, cache: TokenCache | None) -> None:
         self._make_optim(stage)
         self.net.train()
@@ -170,7 +179,9 @@ class Trainer:
                     windows = sample_windows(self.lengths, self.train_eps, window, gb, self.tc.seed, step)
                     tokens = cache.gather(windows[self._rows(gb)], window)
                     gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + step)
-                    loss, logs = self.net(tokens, gen, rows=self._rows(gb), global_batch=gb)
+                    loss, logs = self.net(tokens, gen, rows=self._rows(gb), global_batch=gb,
+                                          pairs=self._pair_batch(cache, step), pair_rows=self._rows(self.tc.pair_batch),
+                                          pair_batch=self.tc.pair_batch)
             if not torch.isfinite(loss):
                 raise RuntimeError(f"stage {stage} step {step}: loss is {loss.item()}; lower the learning rate "
                                    f"(--lr) or check the data; the last good checkpoint is in {self.run_dir}")
