@@ -49,6 +49,14 @@ def mkey(key: str) -> str:
     return key.replace(".", "__")
 
 
+def _contact_mlp(inputs: int, taxels: int) -> nn.Sequential:
+    """A slot contact head: two hidden layers of 32, and a last layer at zero so that it adds nothing at first."""
+    last = nn.Linear(32, taxels)
+    nn.init.zeros_(last.weight)
+    nn.init.zeros_(last.bias)
+    return nn.Sequential(nn.Linear(inputs, 32), nn.GELU(), nn.Linear(32, 32), nn.GELU(), last)
+
+
 def _masked_max(head: nn.Module, feats: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """max over the items (dim -2) of head(feats (..., N, F)) where mask (..., N); -1e4 where none. The head runs on
     the masked items only: of a palette's K slots a frame shows a few, so most of the K * K pairs are absent."""
@@ -142,19 +150,11 @@ class WorldModel(nn.Module):
             # key's contact logits (it starts at zero). Which slot carries the sensor is learned, not told.
             self.pair_emb = nn.Parameter(torch.randn(K, PAIR_EMB) * 0.5)
             for m in self.touches:
-                last = nn.Linear(32, math.prod(m.shape))
-                nn.init.zeros_(last.weight)
-                nn.init.zeros_(last.bias)
-                self.pair_heads[mkey(m.key)] = nn.Sequential(nn.Linear(PAIR_INPUTS + 2 * PAIR_EMB, 32), nn.GELU(),
-                                                             nn.Linear(32, 32), nn.GELU(), last)
+                self.pair_heads[mkey(m.key)] = _contact_mlp(PAIR_INPUTS + 2 * PAIR_EMB, math.prod(m.shape))
             # Optional: the same for each slot against the frame's four edges (the walls of a 2-D arena), so a contact
             # with a wall has an explanation too; the maximum over slots joins the pairs' maximum.
             for m in self.touches if cfg.object_edges else ():
-                last = nn.Linear(32, math.prod(m.shape))
-                nn.init.zeros_(last.weight)
-                nn.init.zeros_(last.bias)
-                self.edge_heads[mkey(m.key)] = nn.Sequential(nn.Linear(EDGE_INPUTS + PAIR_EMB, 32), nn.GELU(),
-                                                             nn.Linear(32, 32), nn.GELU(), last)
+                self.edge_heads[mkey(m.key)] = _contact_mlp(EDGE_INPUTS + PAIR_EMB, math.prod(m.shape))
         # Optional: P points in the image read linearly off the proprio vector, and an MLP of each image token's
         # offset to them added to its embedding: where the agent is, to a fraction of a token, for every token
         # without attention having to find it (docs/model.md, "Pointers from proprio").
