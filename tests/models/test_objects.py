@@ -221,3 +221,35 @@ def test_extra_slot_triples_teach_the_contact_heads_walls_and_pairs() -> None:
         tp = (on[:, taxel] & want[:, taxel]).sum().item()
         f1 = 2 * tp / (on[:, taxel].sum().item() + want[:, taxel].sum().item())
         assert f1 > 0.8, (taxel, f1, want[:, taxel].float().mean().item())
+
+
+def test_the_slot_renderer_draws_each_slot_near_it_only_and_its_drawing_moves_with_it() -> None:
+    """Each present slot corrects the code positions within reach of its rim and nothing else; a slot moved by one
+    code position moves its drawing by one code position (the renderer is translation-equivariant); an absent
+    slot draws nothing."""
+    from genworld.models.world_model import RENDER_REACH
+
+    model = small_model(object_slots=3, object_render=16)
+    torch.nn.init.normal_(model.render["head"][-1].weight, std=0.5)
+    key = model.videos[0].key
+    tok = model.image_tok[key.replace(".", "__")]
+    (gh, gw), f = tok.cfg.grid, tok.cfg.factor
+    H, W = model.videos[0].shape[:2]
+    r = 4.0  # px
+    size = np.pi ** 0.5 * r / 8
+
+    def slots(x_px: float, y_px: float, present: float = 1.0) -> torch.Tensor:
+        o = torch.zeros(3, 4)
+        o[1] = torch.tensor([present, x_px / W * 2 - 1, y_px / H * 2 - 1, size])
+        return o
+
+    with torch.no_grad():
+        out = model._render(torch.stack([slots(21.3, 26.6), slots(21.3 + f, 26.6), slots(21.3, 26.6, 0.0),
+                                         torch.zeros(3, 4)]), key).reshape(4, gh, gw, -1)
+    blank = out[3]
+    assert torch.equal(out[2], blank)  # an absent slot draws nothing
+    cy, cx = torch.meshgrid(torch.arange(gh) + 0.5, torch.arange(gw) + 0.5, indexing="ij")
+    rim = torch.hypot(cx - 21.3 / f, cy - 26.6 / f) - r / f
+    changed = (out[0] - blank).abs().amax(-1) > 1e-6
+    assert changed.any() and not changed[rim.abs() >= RENDER_REACH].any()  # near the slot's rim only
+    assert torch.allclose(out[1][:, 1:], out[0][:, :-1], atol=1e-5)  # one code to the right, the same drawing

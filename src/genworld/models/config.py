@@ -44,6 +44,7 @@ class WorldModelConfig:
     video_local: int = 0  # channels of a local conv path on the first camera's code grid, skip-connected to its heads (0: none)
     object_slots: int = 0  # K: slots of the first camera's K most common colours besides the background (models/objects.py; 0: none)
     object_edges: bool = False  # the slots' contact heads also read each slot's rim gaps to the frame's edges (walls)
+    object_render: int = 0  # width of a renderer that draws the slots' predicted next state onto the first camera's code grid (0: none)
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
     contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)

@@ -41,6 +41,8 @@ OBJECT_OUTPUTS = 7  # per slot: change of x, y, size beyond constant velocity; p
 PAIR_INPUTS = 15  # per pair of slots: see WorldModel._pair_features
 PAIR_EMB = 8  # a learned embedding of each slot (its colour) in the pair contact head
 EDGE_INPUTS = 14  # per slot: see WorldModel._edge_features
+RENDER_INPUTS = 4  # per (code position, slot): see WorldModel._render
+RENDER_REACH = 2.0  # code positions farther than this from a slot's rim (in codes) get nothing from it
 PAIR_NOISE_PX = 0.2  # std of the noise on the next positions of the extra pair examples (a rollout's error at h = 1)
 
 
@@ -155,6 +157,20 @@ class WorldModel(nn.Module):
             # with a wall has an explanation too; the maximum over slots joins the pairs' maximum.
             for m in self.touches if cfg.object_edges else ():
                 self.edge_heads[mkey(m.key)] = _contact_mlp(EDGE_INPUTS + PAIR_EMB, math.prod(m.shape))
+        # Optional: a renderer of the slots' predicted next state on the first camera's code grid. Each code position
+        # gets, from every present slot, a learned feature of its offset from the slot's predicted centre and rim (in
+        # code units; the slot's colour is a learned bias), summed over slots; an MLP of the sum corrects the
+        # position's level logits and regressed values. The image head then draws a disc where the slot says it is,
+        # to a fraction of a pixel, instead of where a 96-wide token can say it (docs/model.md, "Slot renderer").
+        self.render: nn.ModuleDict | None = None
+        if cfg.object_render > 0 and self.n_obj:
+            W, tok = cfg.object_render, self.image_tok[mkey(self.videos[0].key)]
+            last = nn.Linear(W, sum(tok.fsq.levels) + (tok.fsq.dim if cfg.video_regress > 0 else 0))
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)  # starts as the model without it
+            self.render = nn.ModuleDict({"pair": nn.Linear(RENDER_INPUTS, W),
+                                         "head": nn.Sequential(nn.GELU(), nn.Linear(W, W), nn.GELU(), last)})
+            self.render_emb = nn.Parameter(torch.randn(self.n_obj, W) * 0.5)
         # Optional: P points in the image read linearly off the proprio vector, and an MLP of each image token's
         # offset to them added to its embedding: where the agent is, to a fraction of a token, for every token
         # without attention having to find it (docs/model.md, "Pointers from proprio").
@@ -432,6 +448,37 @@ class WorldModel(nn.Module):
         emb = self.pair_emb.expand(*now.shape[:-2], *self.pair_emb.shape)
         return torch.cat([gaps(now), gaps(nxt), gaps(now + vel), vel * W / 2 / 4, emb], -1)
 
+    def _render(self, obj: torch.Tensor, key: str) -> torch.Tensor:
+        """Slots (..., K, 4) (presence probability, x, y, size) -> corrections (..., h*w, L [+ C]) of camera `key`'s
+        code positions (row-major): the slot renderer (`object_render`). Each present slot reaches only the code
+        positions of a square window around it (within RENDER_REACH codes of its rim), gathered sparsely."""
+        assert self.render is not None
+        tok = self.image_tok[mkey(key)]
+        (gh, gw), f = tok.cfg.grid, tok.cfg.factor
+        H, W = self.spec[key].shape[:2]
+        lead, K = obj.shape[:-2], obj.shape[-2]
+        flat = obj.reshape(-1, 4)  # (N*K, 4)
+        items = (flat[:, 0] > 0.1).nonzero().squeeze(1)  # the present slots
+        o = flat[items]
+        x, y = (o[:, 1] + 1) / 2 * W / f, (o[:, 2] + 1) / 2 * H / f  # centres, in codes
+        r = o[:, 3] * SIZE_UNIT / math.sqrt(math.pi) / f  # a disc's radius, in codes
+        half = int(math.ceil(float(r.max()) + RENDER_REACH)) if len(items) else 1
+        span = torch.arange(-half, half + 1, device=obj.device)
+        cx = x.floor().long()[:, None, None] + span[None, None, :]  # (M, 1, S) code columns of the window
+        cy = y.floor().long()[:, None, None] + span[None, :, None]  # (M, S, 1)
+        dx, dy = torch.broadcast_tensors(x[:, None, None] - (cx + 0.5), y[:, None, None] - (cy + 0.5))  # (M, S, S)
+        rr = r[:, None, None].expand_as(dx)
+        rim = torch.sqrt(dx * dx + dy * dy + 1e-6) - rr
+        inside = (cx >= 0) & (cx < gw) & (cy >= 0) & (cy < gh) & (rim.abs() < RENDER_REACH)
+        feats = torch.stack([dx, dy, rr, rim], -1).clamp(-2 * half, 2 * half)
+        pair = F.gelu(self.render["pair"](feats) + self.render_emb[items % K][:, None, None])  # (M, S, S, Wd)
+        pair = pair * (o[:, 0, None, None] * inside)[..., None]
+        n = flat.shape[0] // K
+        where = ((items // K)[:, None, None] * (gh * gw) + cy.clamp(0, gh - 1) * gw + cx.clamp(0, gw - 1))
+        drawn = pair.new_zeros(n * gh * gw, pair.shape[-1])
+        drawn = drawn.index_add(0, where.reshape(-1), pair.reshape(-1, pair.shape[-1]))
+        return self.render["head"](drawn).reshape(*lead, gh * gw, -1)
+
     def _object_token_features(self, points: torch.Tensor, p: torch.Tensor, g: CodeGroups) -> torch.Tensor:
         """Slot positions now and a step on (B, T, 2K, 2) and presence (B, T, K, 1) -> (B, T, groups, D): an MLP of
         each image token's offsets from them (half-token units, zero for absent slots)."""
@@ -530,6 +577,13 @@ class WorldModel(nn.Module):
                     pred[k + "#pairs"] = add  # the slots' contact logits alone, for their own loss
                     out = pred[k]  # (..., 1, 2n)
                     pred[k] = torch.cat([out[..., :n], out[..., n:] + add[..., None, :]], -1)
+        if self.render is not None:
+            key = self.videos[0].key
+            fix = self._render(pred[OBJECTS].detach(), key)
+            L = pred[key].shape[-1]
+            pred[key] = pred[key] + fix[..., :L]
+            if key + "#values" in pred:
+                pred[key + "#values"] = pred[key + "#values"] + fix[..., L:]
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
         if self.reward_head is not None:
             pred[self.reward_key] = self.reward_head(ha)[..., 0]
