@@ -253,3 +253,7 @@ def test_the_slot_renderer_draws_each_slot_near_it_only_and_its_drawing_moves_wi
     changed = (out[0] - blank).abs().amax(-1) > 1e-6
     assert changed.any() and not changed[rim.abs() >= RENDER_REACH].any()  # near the slot's rim only
     assert torch.allclose(out[1][:, 1:], out[0][:, :-1], atol=1e-5)  # one code to the right, the same drawing
+    wild = slots(21.3, 26.6)
+    wild[1, 3] = 1e6  # a diverged size prediction: the window stays bounded by the grid
+    with torch.no_grad():
+        assert torch.isfinite(model._render(wild[None], key)).all()

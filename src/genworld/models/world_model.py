@@ -461,7 +461,8 @@ class WorldModel(nn.Module):
         items = (flat[:, 0] > 0.1).nonzero().squeeze(1)  # the present slots
         o = flat[items]
         x, y = (o[:, 1] + 1) / 2 * W / f, (o[:, 2] + 1) / 2 * H / f  # centres, in codes
-        r = o[:, 3] * SIZE_UNIT / math.sqrt(math.pi) / f  # a disc's radius, in codes
+        r = (o[:, 3] * SIZE_UNIT / math.sqrt(math.pi) / f).clamp(0, max(gh, gw))  # a disc's radius, in codes (bounded: a
+        # wild predicted size must not grow the window without end)
         half = int(math.ceil(float(r.max()) + RENDER_REACH)) if len(items) else 1
         span = torch.arange(-half, half + 1, device=obj.device)
         cx = x.floor().long()[:, None, None] + span[None, None, :]  # (M, 1, S) code columns of the window
