@@ -28,8 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-fps", type=float, default=120.0,
                    help="highest step rate a client may ask for with /ws?fps=N (default: the world's fps)")
     p.add_argument("--record-dir", default="recordings", help="where recordings (mp4 + dataset episodes) go")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch threads for model steps (default 0: torch's own choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads for model steps (default 1: a batch-1 step is too small to split, and the "
+                        "other cores serve the sockets and encode frames; 0: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_play)
 
