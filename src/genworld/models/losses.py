@@ -29,7 +29,7 @@ def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
 
 def contact_bce(model: WorldModel, key: str, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """BCE of contact logits against scaled touch values (...), a taxel in contact above the data's threshold."""
-    contact = (target > model.norm.get(key, "threshold") / model.norm.get(key, "scale")).float()
+    contact = (target > model.norm.contact_level(key)).float()
     pos_weight = logit.new_tensor(model.cfg.contact_pos_weight)
     return F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
 
@@ -66,7 +66,7 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         # head's. Trained toward zero on every other taxel too, it would learn the force times the chance of a
         # contact, and a rollout would show a contact it is sure of as one too weak to count. (Averaged over all
         # taxels, as before: averaged over the contacts alone, it weighed so much more that the frames lost 0.6 dB.)
-        pressed = (target > model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale")).float()
+        pressed = (target > model.norm.contact_level(m.key)).float()
         force = ((value - target).pow(2) * pressed).mean()
         loss = force + contact_bce(model, m.key, logit, target)
         if m.key + "#pairs" in pred:  # the object pair head also learns on its own (models/objects.py)

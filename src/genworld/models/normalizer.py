@@ -109,6 +109,10 @@ class Normalizer(nn.Module):
     def get(self, key: str, name: str) -> torch.Tensor:
         return getattr(self, f"{_n(key)}_{name}")
 
+    def contact_level(self, key: str) -> torch.Tensor:
+        """A touch key's contact threshold in its scaled units: a taxel above it is in contact."""
+        return self.get(key, "threshold") / self.get(key, "scale")
+
     def delta_scale(self, key: str) -> torch.Tensor:
         """The std of a proprio key's step-to-step change in its normalised units (n,)."""
         return self.get(key, "delta_std") / self.get(key, "std")

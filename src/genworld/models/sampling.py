@@ -75,7 +75,7 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         on = (torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > thr)
         # A taxel in contact presses at least as hard as the data's contact threshold: the value head predicts
         # the force given a contact, and the contact head alone says whether there is one.
-        floor = model.norm.get(m.key, "threshold") / model.norm.get(m.key, "scale") * 1.05 + 1e-4
+        floor = model.norm.contact_level(m.key) * 1.05 + 1e-4
         tokens[m.key] = (torch.maximum(out[:, :n], floor) * on)[:, None]
     for m in model.proprios:
         tokens[m.key] = pred[m.key][:, 0][:, None]
