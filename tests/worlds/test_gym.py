@@ -1,6 +1,10 @@
-"""gym:<env-id>: Box and Discrete actions, state vectors, frames, determinism, absorbing end, errors."""
+"""gym:<env-id>: Box and Discrete actions, state vectors, frames, determinism, absorbing end, errors;
+gym:<module>:<env-id> and plugin namespaces (with tests/worlds/gym_plugin_env.py)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,6 +135,92 @@ def test_the_own_world_example_in_the_docs_runs() -> None:
         assert step["observation.images.cam"].min() == 255
     finally:
         _REGISTRY.pop("blink", None)
+
+
+PLUGIN = "gym:gym_plugin_env:GenworldTestPlugin-v0"  # tests/worlds/gym_plugin_env.py registers it on import
+
+
+@pytest.fixture
+def plugin_module(monkeypatch):  # noqa: ANN001, ANN201
+    """tests/worlds on sys.path, gym_plugin_env not imported yet; afterwards what it registered is removed."""
+    import gymnasium
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))
+    sys.modules.pop("gym_plugin_env", None)
+    before = set(gymnasium.registry)
+    yield gymnasium
+    sys.modules.pop("gym_plugin_env", None)
+    for env_id in set(gymnasium.registry) - before:
+        del gymnasium.registry[env_id]
+
+
+def test_module_env_id_imports_the_module_then_collects(plugin_module, tmp_path, capsys) -> None:  # noqa: ANN001
+    from genworld.cli import main
+    from genworld.data import Dataset
+
+    assert "GenworldTestPlugin-v0" not in plugin_module.registry  # only importing the module registers it
+    w = make_world(PLUGIN, image_size=16)
+    spec = w.spec
+    assert spec.name == PLUGIN and spec.fps == 12 and w.env_id == "GenworldTestPlugin-v0"
+    assert spec.action.names == ("action_0", "action_1", "action_2") and spec["observation.state"].shape == (2,)
+    for i, s in enumerate(rollout(w, seed=3, steps=10, policy="sticky")):
+        spec.check_step(s, where=f"step {i}")
+        assert s["observation.images.render"].shape == (16, 16, 3)
+    w.close()
+    out = tmp_path / "ds"  # the command of the issue: `genworld collect gym:module:EnvId`
+    assert main(["collect", PLUGIN, "--episodes", "2", "--steps", "8", "--out", str(out), "--quiet",
+                 "--set", "image_size=16"]) == 0
+    assert "2 episodes of gym:gym_plugin_env:GenworldTestPlugin-v0" in capsys.readouterr().out
+    ds = Dataset(str(out))
+    assert ds.num_episodes == 2 and ds.spec == spec
+    assert ds.episode(1)["observation.images.render"].shape[1:] == (16, 16, 3)
+    # spawned workers import the module themselves (sys.path travels with them, as PYTHONPATH would)
+    assert main(["collect", PLUGIN, "--episodes", "3", "--steps", "8", "--out", str(out), "--quiet",
+                 "--set", "image_size=16", "--workers", "2"]) == 0
+    assert "resumed at episode 2" in capsys.readouterr().out and Dataset(str(out)).num_episodes == 3
+
+
+def test_a_plugin_namespace_runs_its_entry_point(plugin_module, monkeypatch) -> None:  # noqa: ANN001
+    from importlib.metadata import EntryPoint
+
+    import genworld.worlds.gym as gymworld
+
+    eps = [EntryPoint("GenworldTestNS", "gym_plugin_env:register_plugin", "gymnasium.envs"),
+           EntryPoint("OtherNS", "genworld_no_such_module:register", "gymnasium.envs")]  # not run: other namespace
+    monkeypatch.setattr(gymworld, "_plugin_entry_points", lambda: eps)
+    monkeypatch.setattr(gymworld, "_PLUGINS_RUN", set())
+    w = make_world("gym:GenworldTestNS/Plugin-v0")
+    assert w.spec.name == "gym:GenworldTestNS/Plugin-v0" and "GenworldTestNS/Plugin-v0" in plugin_module.registry
+    assert gymworld._PLUGINS_RUN == {"GenworldTestNS = gym_plugin_env:register_plugin"}
+    w.close()
+
+
+def test_module_env_id_errors_name_the_module_and_near_ids(plugin_module, monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError, match="no environment 'GenworldTestPlugin-v1' after importing module "
+                                         "'gym_plugin_env' \\(which registered GenworldTestPlugin-v0\\); "
+                                         "did you mean GenworldTestPlugin-v0"):
+        make_world("gym:gym_plugin_env:GenworldTestPlugin-v1")
+    with pytest.raises(ValueError, match="cannot import module 'genworld_no_such_module'.*PYTHONPATH"):
+        make_world("gym:genworld_no_such_module:Foo-v0")
+    (tmp_path / "genworld_broken_envs.py").write_text("import genworld_missing_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ValueError, match="importing module 'genworld_broken_envs' failed: No module named "
+                                         "'genworld_missing_dependency'"):
+        make_world("gym:genworld_broken_envs:Foo-v0")
+    with pytest.raises(ValueError, match="namespace 'GenworldNoSuchNS'.*gym:<module>:GenworldNoSuchNS/Env-v0"):
+        make_world("gym:GenworldNoSuchNS/Env-v0")
+    with pytest.raises(ValueError, match="expected gym:<env-id> or gym:<module>:<env-id>"):
+        make_world("gym::Foo-v0")
+
+
+def test_genworld_worlds_says_how_to_name_a_module(capsys) -> None:  # noqa: ANN001
+    from genworld.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["worlds", "--help"])
+    assert "gym:my_package.envs:MyEnv-v0      imports my_package.envs first" in capsys.readouterr().out
+    assert main(["worlds", "gym"]) == 0
+    assert "gym:<module>:<env-id> imports the module" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("module, world, extra", [

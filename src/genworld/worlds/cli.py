@@ -7,13 +7,25 @@ import json
 
 # Worlds whose name needs an argument are shown with an example.
 EXAMPLES = {"arcade": "arcade:Breakout", "gym": "gym:CartPole-v1"}
+GYM_IDS = """\
+gym ids are Gymnasium's own:
+  gym:CartPole-v1                   an env Gymnasium has registered
+  gym:my_package.envs:MyEnv-v0      imports my_package.envs first (which registers MyEnv-v0), as
+                                    gymnasium.make("my_package.envs:MyEnv-v0") does
+  gym:ns/Env-v0                     runs the installed 'gymnasium.envs' plugins of namespace ns
+                                    if Gymnasium has not registered it yet
+  gym:ale_py:ALE/Pong-v5            an env of a package that registers its envs when imported
+A module is imported from the Python path: install its package, or add its folder to PYTHONPATH.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("worlds", help="list the worlds, their modalities and exploration policies",
                        description="List registered worlds with their modalities (shape, rate, dtype) and "
-                                   "exploration policies. Worlds that need a missing extra say what to install.")
-    p.add_argument("name", nargs="?", help="show only this world (e.g. bounce, tabletop, arcade:Pong, gym:Pendulum-v1)")
+                                   "exploration policies. Worlds that need a missing extra say what to install.",
+                       epilog=GYM_IDS, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", help="show only this world (e.g. bounce, tabletop, arcade:Pong, gym:Pendulum-v1, "
+                                           "gym:my_package.envs:MyEnv-v0)")
     p.add_argument("--json", action="store_true", help="print the specs as JSON")
     p.set_defaults(func=run_worlds)
 
@@ -26,7 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n  genworld collect bounce --episodes 64 --steps 128 --out data/bounce --workers 2\n"
                "  genworld collect bounce-gravity --episodes 16 --steps 96 --out data/grav --set n_objects=3\n"
                "  genworld collect arcade:Pong --episodes 8 --steps 500 --out data/pong --policy sticky\n"
-               "  genworld collect gym:CartPole-v1 --episodes 32 --steps 200 --out data/cartpole",
+               "  genworld collect gym:CartPole-v1 --episodes 32 --steps 200 --out data/cartpole\n"
+               "  PYTHONPATH=. genworld collect gym:my_envs:MyEnv-v0 --episodes 8 --steps 100 --out data/mine",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("world", help="world name (see `genworld worlds`)")
     c.add_argument("--episodes", type=int, required=True, help="total episodes wanted in --out")
@@ -76,6 +89,8 @@ def run_worlds(args: argparse.Namespace) -> int:
         print(f"{name}{'  (e.g. ' + EXAMPLES[base] + ')' if base in EXAMPLES and ':' not in name else ''}")
         print(f"  {entry.description}")
         print(f"  policies: {', '.join(entry.policies)}")
+        if base == "gym" and ":" not in name:
+            print("  the id forms (module, plugin namespace): genworld worlds --help")
         try:
             w = make_world(target)
         except MissingExtraError as e:

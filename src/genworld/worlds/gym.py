@@ -1,5 +1,11 @@
 """`gym:<env-id>`: any Gymnasium environment that renders `rgb_array`, as a genworld world.
 
+The id is Gymnasium's own: `gym:module:EnvId` imports `module` first (as `gymnasium.make("module:EnvId")`
+does), so an env that a package registers when imported needs no code; `gym:ns/Env-v0` also runs the
+installed plugins of namespace `ns` (entry points in the group `gymnasium.envs`) when Gymnasium has
+not registered it yet. An id that is still unknown is an error that names the module it imported and
+lists near ids.
+
 The env's action space becomes the `action` modality (Discrete -> one discrete choice with names,
 Box -> a continuous vector with its bounds), its vector observation (if it has one) becomes
 `observation.state`, and its rendered frame, resized to `image_size` with area resampling, becomes
@@ -14,8 +20,10 @@ and the `random` and `sticky` exploration policies over a discrete or box action
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import importlib
 import json
 import os
 import typing
@@ -38,6 +46,9 @@ KNOWN_ACTION_NAMES: dict[str, tuple[str, ...]] = {
     "CliffWalking": ("up", "right", "down", "left"),
 }
 MAX_STATE_DIM = 4096  # a flat observation larger than this is an image or worse, not a state vector
+PLUGIN_GROUP = "gymnasium.envs"  # the entry-point group of Gymnasium env plugins (name: the namespace)
+# Namespaces whose package registers them on import (named in the error; never imported unasked).
+KNOWN_NAMESPACE_MODULES = {"ALE": "ale_py"}
 
 
 C = TypeVar("C")
@@ -146,18 +157,112 @@ def _gymnasium() -> Any:
     return gymnasium
 
 
-def _make_env(cfg: GymConfig) -> Any:
+_PLUGINS_RUN: set[str] = set()  # entry points already run in this process ("name = value")
+
+
+def _plugin_entry_points() -> list[Any]:
+    from importlib import metadata
+
+    return list(metadata.entry_points(group=PLUGIN_GROUP))
+
+
+def _run_plugins(gymnasium: Any, namespace: str | None) -> list[str]:
+    """Run the `gymnasium.envs` entry points for `namespace` (for the root namespace when None) that have
+    not run yet, each inside `namespace(name)` as Gymnasium's plugin loader did; returns those run.
+
+    Gymnasium before 1.0 runs every plugin when imported; 1.0 dropped that, so we do it on demand."""
+    registration = gymnasium.envs.registration
+    if hasattr(registration, "load_plugin_envs") or hasattr(registration, "load_env_plugins"):
+        return []  # this Gymnasium ran them at import already
+    wanted = {namespace} if namespace is not None else {"__root__", "__internal__"}
+    ran = []
+    for ep in _plugin_entry_points():
+        key = f"{ep.name} = {ep.value}"
+        if ep.name not in wanted or key in _PLUGINS_RUN:
+            continue
+        _PLUGINS_RUN.add(key)
+        root = ep.name in ("__root__", "__internal__") or not hasattr(registration, "namespace")
+        try:
+            with contextlib.nullcontext() if root else registration.namespace(ep.name):
+                fn = ep.load()
+                if callable(fn):
+                    fn()
+        except Exception as e:  # a broken plugin must not break the others (Gymnasium only warned too)
+            warnings.warn(f"Gymnasium plugin {key!r} failed: {type(e).__name__}: {e}", stacklevel=2)
+            continue
+        ran.append(key)
+    return ran
+
+
+def _split_env_id(arg: str) -> tuple[str | None, str]:
+    """`module:EnvId` -> (module, EnvId); a plain `EnvId` -> (None, EnvId), as `gymnasium.make` splits it."""
+    module, sep, env_id = arg.partition(":")
+    if not sep:
+        return None, arg
+    if not module.strip() or not env_id.strip():
+        raise ValueError(f"gym:{arg}: expected gym:<env-id> or gym:<module>:<env-id>, for example "
+                         "gym:CartPole-v1 or gym:my_package.envs:MyEnv-v0")
+    return module.strip(), env_id.strip()
+
+
+def _import_env_module(arg: str, module: str, registry: Any) -> list[str]:
+    """Import `module` (which registers envs when imported); returns the ids that importing it added."""
+    before = set(registry)
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name and (module == e.name or module.startswith(e.name + ".")):
+            raise ValueError(
+                f"gym:{arg}: cannot import module {module!r} ({e}); install the package that provides it, or "
+                "add the folder that holds it to PYTHONPATH") from e
+        raise ValueError(f"gym:{arg}: importing module {module!r} failed: {e} (a module it needs is "
+                         "missing)") from e
+    except Exception as e:
+        raise ValueError(f"gym:{arg}: importing module {module!r} failed: {type(e).__name__}: {e}") from e
+    return sorted(set(registry) - before)
+
+
+def resolve_env_id(arg: str) -> str:
+    """The Gymnasium registry id that `gym:<arg>` names, after importing its module (`module:EnvId`)
+    and running the plugins of its namespace where needed; an unknown id is a ValueError listing near ids."""
+    gymnasium = _gymnasium()
+    registry = gymnasium.registry
+    module, env_id = _split_env_id(arg)
+    added = _import_env_module(arg, module, registry) if module else []
+    if env_id in registry:
+        return env_id
+    namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+    plugins = _run_plugins(gymnasium, namespace)
+    if env_id in registry:
+        return env_id
+    ids = list(registry)
+    msg = f"gym:{arg}: Gymnasium has no environment {env_id!r}"
+    if module:
+        msg += f" after importing module {module!r}"
+        if added:
+            msg += f" (which registered {', '.join(added[:8])}{', ...' if len(added) > 8 else ''})"
+    close = difflib.get_close_matches(env_id, ids, n=5, cutoff=0.5)
+    msg += f"; did you mean {', '.join(close)}?" if close else f"; for example {', '.join(ids[:5])}"
+    namespaces = {spec.namespace for spec in registry.values() if getattr(spec, "namespace", None)}
+    if namespace is not None and namespace not in namespaces:
+        ran = f" (ran the plugins {', '.join(plugins)})" if plugins else ""
+        example = KNOWN_NAMESPACE_MODULES.get(namespace, "<module>")
+        msg += (f" No environment is registered in namespace {namespace!r} and no installed {PLUGIN_GROUP!r} "
+                f"plugin registers it{ran}; if a package registers it when imported, name that module: "
+                f"gym:{example}:{env_id}")
+    elif not module and not close:
+        msg += f". If a package registers it when imported, name that module: gym:<module>:{env_id}"
+    raise ValueError(msg + " (list the ids with `python -c 'import gymnasium; print(list(gymnasium.registry))'`)")
+
+
+def _make_env(cfg: GymConfig) -> tuple[Any, str]:
+    """The env made with render_mode rgb_array, and its registry id (without the module)."""
     gymnasium = _gymnasium()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame renders offscreen; no display needed
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")  # SDL would swallow SIGTERM, so a worker pool could not stop
-    ids = list(gymnasium.registry)
-    if cfg.env_id not in gymnasium.registry:
-        close = difflib.get_close_matches(cfg.env_id, ids, n=5, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"for example {', '.join(ids[:5])}"
-        raise ValueError(f"gym:{cfg.env_id}: Gymnasium has no environment {cfg.env_id!r}; {hint} "
-                         "(list them with `python -c 'import gymnasium; print(list(gymnasium.registry))'`)")
-    creator = gymnasium.registry[cfg.env_id].entry_point
+    env_id = resolve_env_id(cfg.env_id)
+    creator = gymnasium.registry[env_id].entry_point
     try:
         if isinstance(creator, str):
             creator = gymnasium.envs.registration.load_env_creator(creator)
@@ -166,7 +271,7 @@ def _make_env(cfg: GymConfig) -> Any:
             _need_rgb(cfg.env_id, declared)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            env = gymnasium.make(cfg.env_id, render_mode="rgb_array", **(cfg.make_kwargs or {}))
+            env = gymnasium.make(env_id, render_mode="rgb_array", **(cfg.make_kwargs or {}))
     except gymnasium.error.DependencyNotInstalled as e:
         raise MissingExtraError(f"gym:{cfg.env_id}: {e} (or pip install 'genworld[gym]')") from e
     try:
@@ -174,7 +279,7 @@ def _make_env(cfg: GymConfig) -> Any:
     except ValueError:
         env.close()
         raise
-    return env
+    return env, env_id
 
 
 def _need_rgb(env_id: str, modes: list[str]) -> None:
@@ -189,7 +294,7 @@ class GymWorld:
     def __init__(self, cfg: GymConfig) -> None:
         self.cfg = cfg
         gymnasium = _gymnasium()
-        self.env = _make_env(cfg)
+        self.env, self.env_id = _make_env(cfg)  # env_id: the registry id (cfg.env_id may name a module too)
         spaces = gymnasium.spaces
         act_space, obs_space = self.env.action_space, self.env.observation_space
         fps = cfg.fps or int(self.env.metadata.get("render_fps") or 30)
@@ -206,7 +311,7 @@ class GymWorld:
                                   "max_episode_steps": getattr(self.env.spec, "max_episode_steps", None)}
         if isinstance(act_space, spaces.Discrete):
             self.n_actions, self._start = int(act_space.n), int(act_space.start)
-            names = _action_names(self.env, cfg.env_id, self.n_actions)
+            names = _action_names(self.env, self.env_id, self.n_actions)
             mods.append(Modality("action", "action", (), fps, dtype="int64", discrete=True, names=names))
             self.low = self.high = None
         elif isinstance(act_space, spaces.Box):
@@ -284,11 +389,14 @@ def _action_names(env: Any, env_id: str, n: int) -> tuple[str, ...]:
 
 
 def make_gym_world(arg: str | None, **overrides: Any) -> GymWorld:
-    """Factory for `gym:<env-id>`: `make_world("gym:Pendulum-v1", image_size=64)`."""
+    """Factory for `gym:<env-id>` and `gym:<module>:<env-id>`: `make_world("gym:Pendulum-v1", image_size=64)`,
+    `make_world("gym:my_package.envs:MyEnv-v0")` (imports `my_package.envs` first, as `gymnasium.make` does)."""
     if not arg:
-        raise ValueError("the gym world needs an env id: gym:<env-id>, for example gym:CartPole-v1")
+        raise ValueError("the gym world needs an env id: gym:<env-id> or gym:<module>:<env-id>, for example "
+                         "gym:CartPole-v1 or gym:my_package.envs:MyEnv-v0")
     return GymWorld(config_from_overrides(GymConfig, {**overrides, "env_id": arg}, f"gym:{arg}"))
 
 
-register_world("gym", make_gym_world, "any Gymnasium env that renders rgb_array (gym:<env-id>)",
+register_world("gym", make_gym_world, "any Gymnasium env that renders rgb_array (gym:<env-id>; "
+               "gym:<module>:<env-id> imports the module that registers it first)",
                extra="gym", policies=("random", "sticky", "mixed"))
