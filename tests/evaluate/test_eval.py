@@ -30,7 +30,8 @@ def _get(d: dict, dotted: str):
 
 def _eval(run: Path, data: Path, out: Path, *extra: str) -> int:
     return main(["eval", "--run", str(run), "--data", str(data), "--out", str(out), "--context", str(C),
-                 "--horizon", str(H), "--episodes", "3", "--surprise-pairs", "2", "--quiet", *extra])
+                 "--horizon", str(H), "--episodes", "3", "--surprise-pairs", "2", "--free-steps", "200", "--quiet",
+                 *extra])
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +140,20 @@ def test_start_end_drift_of_free_runs_is_reported(report: dict, report_dir: Path
     assert "### Start-end drift of free runs" in md and "| Δ palette_purity |" in md
 
 
+def test_free_run_beside_the_world_is_reported(report: dict, report_dir: Path) -> None:
+    fr, ref = report["free_run"], report["reference"]["free_run"]
+    assert fr["available"] and fr["steps"] == 200 and fr["contexts"] == 3 and fr["episodes"] == report["episode_ids"]
+    assert fr["actions"] == report["drift"]["start_end"]["actions"]  # one free run feeds both blocks
+    assert "state_from_gt" in fr["world"] and len(fr["quarters"]) == 4 and fr["quarters"][-1]["steps"] == [151, 200]
+    for k in ("persistence", "spawn_rate", "colour_change_rate", "size_change_rate"):
+        assert 0.0 <= fr[k] <= (1.0 if k == "persistence" else 10.0), k
+        assert ref[k] == (1.0 if k == "persistence" else 0.0), k  # the world read against itself
+    assert report["timing"]["free_run"] > 0
+    md = (report_dir / "report.md").read_text()
+    assert "## Long free run beside the world" in md
+    assert "| metric | steps 1-200 | steps 1-50 | steps 51-100 | steps 101-150 | steps 151-200 | world vs itself |" in md
+
+
 def test_copy_last_psnr_equals_a_direct_computation(report: dict, bounce_data: Path) -> None:
     from genworld.data import Dataset
 
@@ -226,9 +241,12 @@ def test_dataset_without_gt_still_reports(tiny_run: Path, bounce_data: Path, tmp
     out = capsys.readouterr().out
     assert "PSNR drift AUC n/a (no physical-variance ceiling" in out
     assert "start-end drift over 200 free steps: Δ sharpness" in out and "runs flagged" in out
+    ps = json.loads((tmp_path / "rep" / "report.json").read_text())["per_horizon"]["psnr"]["copy_last"]
+    assert f"(copy-last {ps[0]:.2f}), h={H}" in out and f"(copy-last {ps[-1]:.2f}); valid horizon" in out
+    assert "free run beside the world n/a (no object reader to score the free run with: the dataset has no" in out
     r = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert len(r["per_horizon"]["psnr"]["model"]) == H and len(r["per_horizon"]["ssim"]["copy_last"]) == H
-    for key in ("identity", "physics", "causality", "surprise"):
+    for key in ("identity", "physics", "causality", "surprise", "free_run"):
         assert r[key]["available"] is False and "gt.objects" in r[key]["reason"], key
         assert r["reference"][key]["available"] is False
     assert r["controllability"]["available"] is False and r["controllability"]["model_change"] >= 0

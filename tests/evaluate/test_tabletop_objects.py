@@ -535,7 +535,7 @@ def test_eval_on_tabletop_fills_object_metrics(tabletop_run: tuple[Path, Path], 
     run, data = tabletop_run
     out = tmp_path / "report"
     assert main(["eval", "--run", str(run), "--data", str(data), "--out", str(out), "--context", "4",
-                 "--horizon", "8", "--episodes", "3", "--quiet"]) == 0
+                 "--horizon", "8", "--episodes", "3", "--free-steps", "120", "--quiet"]) == 0
     r = json.loads((out / "report.json").read_text())
     pr = r["objects"]["probe"]
     assert pr["pixel_accuracy"] > pr["scene_only_accuracy"] and pr["frames"] == 3 * 9
@@ -560,6 +560,12 @@ def test_eval_on_tabletop_fills_object_metrics(tabletop_run: tuple[Path, Path], 
     c, rc = r["controllability"], r["reference"]["controllability"]
     assert c["available"] and c["gt_change"] > 0 and c["ratio"] == pytest.approx(c["model_change"] / c["gt_change"])
     assert -1 <= c["direction"] <= 1 and rc["ratio"] == 1.0
+    # the free run beside the MuJoCo world: the probe reads the world's frames against its own gt.segmentation
+    fr, rf = r["free_run"], r["reference"]["free_run"]
+    assert fr["available"] and fr["steps"] == 120 and "state_from_gt" in fr["world"], fr
+    assert "segmentation probe" in fr["method"] and fr["object_frames"] == rf["object_frames"] > 0
+    assert rf["persistence"] >= 0.99 and all(rf[k] <= 0.05 for k in ("spawn_rate", "colour_change_rate",
+                                                                      "size_change_rate")), rf
     sur, ref_sur = r["surprise"], r["reference"]["surprise"]
     assert sur["pairs"] > 0 and set(sur["per_type"]) <= {"vanish", "wall", "recolour", "teleport"}, sur
     assert 0 <= sur["accuracy"] <= 1 and ref_sur["accuracy"] >= 0.9, ref_sur
@@ -606,8 +612,8 @@ def test_eval_without_segmentation_says_why(tabletop_run: tuple[Path, Path], tmp
             w.add_episode(ds.episode(i, keys=[m.key for m in keep]))
     out = tmp_path / "report"
     assert main(["eval", "--run", str(run), "--data", str(dst), "--out", str(out), "--context", "4",
-                 "--horizon", "8", "--episodes", "2", "--quiet"]) == 0
+                 "--horizon", "8", "--episodes", "2", "--free-steps", "120", "--quiet"]) == 0
     r = json.loads((out / "report.json").read_text())
-    for key in ("identity", "physics", "causality"):
+    for key in ("identity", "physics", "causality", "free_run"):
         assert r[key]["available"] is False and "gt.segmentation" in r[key]["reason"], r[key]
     assert "objects" not in r and len(r["per_horizon"]["psnr"]["model"]) == 8

@@ -16,7 +16,8 @@ import numpy as np
 def arcade_objects_all(ds: Any, ids: list[int], gt_frames: np.ndarray, preds: dict[str, np.ndarray],
                        vkey: str, seed: int) -> dict[str, Any]:
     """Scores of every system {name: (E, H+1, S, S, 3), frame 0 the real anchor} and of the GT frames
-    (E, H+1, S, S, 3) ("reference"), with "thresholds", "calibration" and "check"; or {"unavailable": reason}."""
+    (E, H+1, S, S, 3) ("reference"), with "thresholds", "calibration", "check" and the checked "reader"
+    (an `ArcadeCounter`); or {"unavailable": reason}."""
     from genworld.evaluate import arcade_objects as A
     from genworld.evaluate.arcade_check import DETECT_MIN, FP_MAX, flawless, self_check
 
@@ -41,4 +42,29 @@ def arcade_objects_all(ds: Any, ids: list[int], gt_frames: np.ndarray, preds: di
     cache = [[reader.blobs(f) for f in ep] for ep in gt_frames]
     out: dict[str, Any] = {n: A.score(p, gt_frames, reader, cache) for n, p in preds.items()}
     out["reference"] = A.score(gt_frames, gt_frames, reader, cache)
-    return out | {"check": check, "thresholds": th.to_json(), "calibration": calibration}
+    return out | {"check": check, "thresholds": th.to_json(), "calibration": calibration,
+                  "reader": ArcadeCounter(reader)}
+
+
+class ArcadeCounter:
+    """Object counts of a system's frames against a world's (`free_run.ObjectCounter`) by the checked Atari reader."""
+
+    unread = {"size_change_rate": "the Atari reader reads no object sizes (blended sprites of 1-48 px)"}
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.method = ("objects read by the Atari learned-palette reader the identity block checked; persistence, "
+                       "spawn and colour change as it defines them (drawn within reach px of the world's object "
+                       "pixels), so they also count where the runs diverge in position")
+
+    def counts(self, systems: dict[str, np.ndarray], truth: np.ndarray, steps: dict[str, np.ndarray]
+               ) -> dict[str, dict[str, np.ndarray]]:
+        """Per-step counts (T,) of each system's frames (T, S, S, 3) against the world's; frame 0 is not counted."""
+        from genworld.evaluate import arcade_objects as A
+
+        gt = [self.reader.blobs(f) for f in truth]
+        out = {}
+        for name, frames in systems.items():
+            fl = A.flags(gt if frames is truth else [self.reader.blobs(f) for f in frames], gt, self.reader.th)
+            out[name] = {k: fl[k] for k in ("objects", "present", "spawn", "colour")}
+        return out

@@ -8,9 +8,11 @@ physics violations (vanish, spawn, teleport, overlap, size, colour, energy, grav
 collisions, Physics-IQ-style motion masks), cross-modal causality (sound/touch onsets without contact),
 KD-local between the model's and the world's frames, a violation-of-expectation surprise test and
 controllability. Writes REPORT/report.json (schema genworld.report/1), report.md, PNG curves and
-side-by-side videos (ground truth | model) of the worst and a typical episode. Also rolls the model freely
-for --free-steps steps from a few contexts and reports its reference-free start-end drift (sharpness,
-colour KL, palette purity of the first vs the last 15% of frames) against the ground truth's. See docs/evaluation.md.
+side-by-side videos (ground truth | model) of the worst and a typical episode. Also runs the model and the
+true world together for --free-steps steps from a few contexts with the same actions, scores the model's
+objects against the world's (persistence, spawn, colour and size change, per quarter of the run), and
+reports the model's reference-free start-end drift (sharpness, colour KL, palette purity of the first vs the
+last 15% of frames) against the ground truth's. See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="episodes to evaluate: held-out ones first, then others (said in the report; default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed for surprise pairs and alternative actions (default 0)")
     p.add_argument("--surprise-pairs", type=int, default=8, help="clip pairs per violation type (default 8)")
-    p.add_argument("--free-steps", type=int, default=200,
-                   help="steps of each free run scored for start-end drift (default 200; 0 skips it)")
+    p.add_argument("--free-steps", type=int, default=960,
+                   help="steps of each free run beside the world, also scored for start-end drift (default 960; "
+                        "0 skips both)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -61,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     ps = r["per_horizon"]["psnr"]
     print(f"wrote {args.out}/report.json and report.md ({r['episodes']} episodes, horizon {r['horizon']}, "
           f"{r['timing']['total']:.0f} s)")
-    print(f"  PSNR h=1 {ps['model'][0]:.2f} dB, h={r['horizon']} {ps['model'][-1]:.2f} dB "
-          f"(copy-last {ps['copy_last'][-1]:.2f}); valid horizon {r['valid_horizon']}")
+    print(f"  PSNR h=1 {ps['model'][0]:.2f} dB (copy-last {ps['copy_last'][0]:.2f}), h={r['horizon']} "
+          f"{ps['model'][-1]:.2f} dB (copy-last {ps['copy_last'][-1]:.2f}); valid horizon {r['valid_horizon']}")
     auc = r.get("drift", {}).get("auc", {}).get("psnr", {})
     if auc.get("available") is False:
         print(f"  PSNR drift AUC n/a ({auc['reason']})")
@@ -79,6 +82,14 @@ def run(args: argparse.Namespace) -> int:
               f"{m['delta']['colour_kl']:+.3f}, palette purity {m['delta']['palette_purity']:+.3f} (GT "
               f"{g['delta']['sharpness']:+.3f} / {g['delta']['colour_kl']:+.3f} / {g['delta']['palette_purity']:+.3f}); "
               f"{m['flagged']:.0%} of {se['contexts']} runs flagged")
+    fr = r.get("free_run", {})
+    if fr.get("available") is False:
+        print(f"  free run beside the world n/a ({fr['reason']})")
+    elif fr:
+        qp = " / ".join(_fmt(q["persistence"]) for q in fr["quarters"])
+        print(f"  free run of {fr['steps']} steps beside the world ({fr['contexts']} runs): persistence "
+              f"{get('free_run', 'persistence')} (by quarter {qp}), spawn {get('free_run', 'spawn_rate')}, colour "
+              f"change {get('free_run', 'colour_change_rate')}, size change {get('free_run', 'size_change_rate')}")
     print(f"  persistence {get('identity', 'persistence')}, vanish {get('physics', 'vanish_rate')}, "
           f"teleport {get('physics', 'teleport_rate')}, surprise {get('surprise', 'accuracy')}, "
           f"controllability {get('controllability', 'ratio')}")

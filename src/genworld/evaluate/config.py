@@ -18,7 +18,7 @@ class EvalConfig:
     surprise_steps: int = 8  # teacher-forced steps per surprise clip (the event happens at step 3)
     control_steps: int = 8  # steps rolled with true vs alternative actions for controllability
     valid_eps: float = 0.0  # margin over copy-last for the valid horizon (PSNR dB / SSIM units)
-    free_steps: int = 200  # steps of each free run scored for start-end drift (0: skip it)
+    free_steps: int = 960  # steps of each free run beside the world, also scored for start-end drift (0: skip)
     free_contexts: int = 4  # free runs, from the first scored episodes' first C steps (batched)
 
 

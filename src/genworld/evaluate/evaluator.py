@@ -107,7 +107,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     if C < 1 or H < 1 or cfg.episodes < 1:
         raise ValueError(f"--context must be >= 1 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
                          f"(got {cfg.episodes})")
-    stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "start_end", "report"]
+    stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "free_run", "start_end",
+              "report"]
     bar = tqdm(total=len(stages), desc="eval", disable=not progress, unit="stage")
     timing: dict[str, float] = {}
     clock = [time.perf_counter()]
@@ -155,9 +156,15 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
              "gt.segmentation / gt.bodies to fit a segmentation probe on")
     arcade = spec.name.startswith("arcade:") and not (palette or probe)  # objects read by a learned palette
     sim, no_sim = None, ""
+    rebuild: Any = None  # a factory of the world, for a dataset that records no collect recipe (free run)
+    if bounce:
+        from genworld.worlds.bounce import world_from_spec_config
+
+        rebuild = lambda: world_from_spec_config(spec.config, spec.name)  # noqa: E731
     if probe and spec.name.startswith("tabletop"):  # the MuJoCo world itself: re-simulate and render GT states
         from genworld.evaluate.tabletop_sim import world_for
 
+        rebuild = lambda: world_for(spec)  # noqa: E731
         try:
             sim = world_for(spec)
         except (ValueError, ImportError, RuntimeError) as e:
@@ -238,6 +245,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     ref["per_horizon"]["motion_mask_iou"] = [1.0] * H
 
     # ---- objects: identity, physics, causality --------------------------------------------------
+    counter, no_counter = None, no_gt  # the object reader, for the free run beside the world
     if palette or probe:
         from genworld.evaluate import objects_eval
 
@@ -249,6 +257,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             report["objects"] = {"method": "probe", "probe": obj.pop("probe")}
             no_causality = "the world has no audio or touch"
         report["thresholds"], report["calibration"] = obj.pop("thresholds"), obj.pop("calibration")
+        counter = obj.pop("reader")
         for key in ("identity", "physics", "causality"):
             report[key] = obj["model"].get(key, unavailable(no_causality))
             ref[key] = obj["reference"].get(key, unavailable(no_causality))
@@ -264,7 +273,9 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
             if n != "model":
                 report["baselines"][n]["occlusion"] = obj[n]["occlusion"]
     elif arcade:
-        arcade_block(report, ref, per_h, ds, ids, episodes, preds, vkey, C, H, cfg)
+        counter = arcade_block(report, ref, per_h, ds, ids, episodes, preds, vkey, C, H, cfg)
+        if counter is None:
+            no_counter = report["identity"]["reason"]
     else:
         for key in ("identity", "physics", "causality", "occlusion"):
             report[key] = ref[key] = unavailable(no_gt)
@@ -289,14 +300,19 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
         sim.close()
     done("controllability")
 
-    # ---- start-end drift of long free runs (reference-free) ---------------------------------------
+    # ---- long free runs: the model beside the world, and its start-end drift (reference-free) ---------
     if cfg.free_steps >= 2:
         from genworld.evaluate.start_end import start_end_block
 
-        report["drift"]["start_end"], ref["drift"]["start_end"] = start_end_block(
-            sess, ds, ids, episodes, vkey, C, cfg.free_steps, cfg.free_contexts, cfg.seed)
+        report["free_run"], ref["free_run"], runs, how = free_run_stage(sess, ds, ids, episodes, vkey, C, cfg,
+                                                                        counter, no_counter, rebuild)
+        done("free_run")
+        report["drift"]["start_end"], ref["drift"]["start_end"] = start_end_block(ds, ids, episodes, vkey, C, runs,
+                                                                                  how, cfg.seed)
     else:
+        report["free_run"] = ref["free_run"] = unavailable("--free-steps below 2")
         report["drift"]["start_end"] = ref["drift"]["start_end"] = unavailable("--free-steps below 2")
+        done("free_run")
     done("start_end")
 
     report["reference"] = ref
@@ -316,9 +332,10 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
 
 def arcade_block(report: dict[str, Any], ref: dict[str, Any], per_h: dict[str, Any], ds: Any, ids: list[int],
                  episodes: list[dict[str, np.ndarray]], preds: dict[str, Any], vkey: str, C: int, H: int,
-                 cfg: EvalConfig) -> None:
+                 cfg: EvalConfig) -> Any:
     """Atari worlds: fill identity, physics, baselines, thresholds and per-h persistence of `report` and `ref`
-    from the learned-palette reader (`arcade_eval`), or mark them unavailable when its check fails."""
+    from the learned-palette reader (`arcade_eval`), or mark them unavailable when its check fails; returns the
+    checked reader as an `ObjectCounter` (None when it failed)."""
     from genworld.evaluate.arcade_eval import arcade_objects_all
 
     obj = arcade_objects_all(ds, ids, _window(episodes, vkey, C, H),
@@ -331,13 +348,43 @@ def arcade_block(report: dict[str, Any], ref: dict[str, Any], per_h: dict[str, A
     if "unavailable" in obj:
         for key in ("identity", "physics"):
             report[key] = ref[key] = unavailable(obj["unavailable"])
-        return
+        return None
+    counter = obj.pop("reader")
     for key in ("identity", "physics"):
         report[key], ref[key] = obj["model"][key], obj["reference"][key]
     report["baselines"] = {n: {"identity": obj[n]["identity"], "physics": obj[n]["physics"]} for n in preds
                            if n != "model"}
     per_h["persistence"] = {n: obj[n]["persistence_per_h"] for n in preds}
     ref["per_horizon"]["persistence"] = obj["reference"]["persistence_per_h"]
+    return counter
+
+
+def free_run_stage(sess: Any, ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], vkey: str, C: int,
+                   cfg: EvalConfig, counter: Any, no_counter: str, rebuild: Any
+                   ) -> tuple[dict[str, Any], dict[str, Any], np.ndarray, str]:
+    """(report, reference) of the model's long free run beside the true world (`free_run`), the model's frames
+    (B, N, S, S, 3) and how the actions were chosen; `counter` the identity block's object reader (None:
+    unavailable for `no_counter`), `rebuild` a factory of the world where the dataset records no recipe."""
+    from genworld.evaluate import free_run as F
+
+    eps, run_ids = episodes[: cfg.free_contexts], ids[: cfg.free_contexts]
+    acts, how = F.free_actions(eps, C, cfg.free_steps, ds.spec.action, np.random.default_rng(cfg.seed + 3))
+    twin, world = None, f"no object reader to score the free run with: {no_counter}"
+    if counter is not None:
+        make = F.recipe_world(ds) or rebuild
+        twin, world = (F.twin_session(make, ds, run_ids, eps, C) if make is not None else
+                       (None, f"world {ds.spec.name!r} cannot be rebuilt: the dataset records no collect recipe "
+                              "(meta/info.json genworld_collect) and the world has no rebuild from its spec"))
+    model, steps = F.step_together(sess, twin, eps, C, acts, lambda k: k == vkey or k.startswith("gt."))
+    if twin is None or steps is None:
+        r = unavailable(world)
+        return r, r, model[vkey], how
+    twin.close()
+    truth = {k: np.concatenate([np.stack([ep[k][C - 1] for ep in eps])[:, None], v], 1) for k, v in steps.items()
+             if k in eps[0]}
+    frames = _with_anchor(eps, vkey, C, model[vkey])
+    out, ref = F.free_run_block(counter, frames, truth[vkey], truth, run_ids, how, world, C)
+    return out, ref, model[vkey], how
 
 
 def subject_block(preds: dict[str, np.ndarray], truth: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -402,7 +449,8 @@ def motion_block(preds: dict[str, np.ndarray], truth: np.ndarray, runs: tuple[np
 def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], preds: dict[str, Any],
                      spec: Any, vkey: str, C: int, H: int, cfg: EvalConfig, config: dict[str, Any],
                      objects_eval: Any) -> dict[str, Any]:
-    """Calibrate thresholds on GT episodes the report does not score, then score every system and the GT."""
+    """Calibrate thresholds on GT episodes the report does not score, then score every system and the GT; "reader"
+    is the segmentation as an `ObjectCounter` (for the free run)."""
     from genworld.evaluate.calibrate import calibrate
     from genworld.evaluate.objects import Segmenter
 
@@ -421,7 +469,8 @@ def objects_eval_all(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarra
     gt_cache = [[seg.blobs(f)[0] for f in ep] for ep in gt_frames]
     gt_a = _window(episodes, akey, C, H) if akey else None
     gt_t = _window(episodes, tkey, C, H) if tkey else None
-    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal}
+    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal,
+                           "reader": objects_eval.TrackCounter(seg, th, config, lambda s: s["gt.objects"])}
     return out | _score_systems(objects_eval, episodes, preds, vkey, akey, tkey, C, gt_frames, tables, contacts,
                                 seg, th, config, spec.fps, gt_a, gt_t, gt_cache)
 
@@ -447,7 +496,8 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
                    preds: dict[str, Any], spec: Any, vkey: str, C: int, H: int, cfg: EvalConfig,
                    config: dict[str, Any], objects_eval: Any, max_fit_frames: int = 400) -> dict[str, Any]:
     """MuJoCo worlds: fit the segmentation probe on GT frames of training episodes, calibrate thresholds on
-    other unscored episodes, report its accuracy on the scored episodes' GT frames, then score every system."""
+    other unscored episodes, report its accuracy on the scored episodes' GT frames, then score every system;
+    "reader" is the probe as an `ObjectCounter` (for the free run)."""
     import json
 
     from genworld.evaluate.calibrate import calibrate_probe
@@ -499,7 +549,11 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     cal = {"episodes": cal_ids, "note": "GT frames of episodes neither scored nor fitted on, read by the probe and "
            "compared with their gt.segmentation masks; thresholds = 99.5th percentiles (<= 1% false positives); "
            f"no size check for palette colours {list(th.size_skip)} (fingertip, and bodies the probe reads poorly)"}
-    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc}
+    reader = objects_eval.TrackCounter(
+        seg, th, dcfg, lambda s: body_tables(s["gt.bodies"], config),
+        lambda f, s: seg.gt_blobs(f, s["gt.segmentation"]) if "gt.segmentation" in s else None,
+        "the segmentation probe (the world's own objects from its gt.segmentation where it renders one)")
+    out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc, "reader": reader}
     gt_a = _window(episodes, akey, C, H) if akey else None
     gt_t = _window(episodes, tkey, C, H) if tkey else None
     return out | _score_systems(objects_eval, episodes, preds, vkey, akey, tkey, C, gt_frames, tables, contacts,

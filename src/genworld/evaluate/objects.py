@@ -230,15 +230,17 @@ def match_frame(pred: Blobs, gt: Blobs, table: np.ndarray, seg: Segmenter) -> tu
 
 
 def track_episode(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, seg: Segmenter,
-                  gt_cache: list[Blobs] | None = None) -> dict[str, np.ndarray]:
+                  gt_cache: list[Blobs] | None = None,
+                  pred_cache: list[tuple[Blobs, float]] | None = None) -> dict[str, np.ndarray]:
     """Match every predicted frame `(T, S, S, 3)` to ground truth (`gt_frames` (T, S, S, 3), `tables` (T, K, 10)).
 
-    Returns {field: (T, K)} plus `spawn`, `purity` and `n_pred` (blob count), each (T,).
+    Returns {field: (T, K)} plus `spawn`, `purity` and `n_pred` (blob count), each (T,). `pred_cache`: the
+    frames' (blobs, purity), already read.
     """
     T = len(frames)
     rows, spawn, purity, n_pred = [], np.zeros(T), np.zeros(T), np.zeros(T)
     for t in range(T):
-        pb, purity[t] = seg.blobs(frames[t])
+        pb, purity[t] = pred_cache[t] if pred_cache is not None else seg.blobs(frames[t])
         n_pred[t] = len(pb)
         gb = gt_cache[t] if gt_cache is not None else seg.blobs(gt_frames[t])[0]
         r, spawn[t] = match_frame(pb, gb, tables[t], seg)

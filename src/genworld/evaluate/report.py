@@ -144,6 +144,7 @@ def markdown(report: dict[str, Any]) -> str:
         if section == "physics" and isinstance(block.get("gravity"), dict):
             g = block["gravity"]
             L += [f"Gravity fit: {json.dumps(_clean(g))}", ""]
+    L += _free_run(r.get("free_run"), ref.get("free_run"))
     pr = (r.get("objects") or {}).get("probe")
     if isinstance(pr, dict):
         L += ["## Object probe (segmentation of MuJoCo frames)", "",
@@ -238,6 +239,24 @@ def _start_end(se: dict[str, Any] | None) -> list[str]:
           "(RGB). Sharpness and purity: Δ > 0 = the end is blurrier / less pure; colour KL: Δ < 0 = the end's colours "
           "are further from the world's.", ""]
     return L
+
+
+def _free_run(fr: dict[str, Any] | None, ref: dict[str, Any] | None) -> list[str]:
+    """report.md section of the long free run beside the true world, whole run and per quarter."""
+    if not fr:
+        return []
+    L = ["## Long free run beside the world", ""]
+    if fr.get("available") is False:
+        return L + [f"Unavailable: {fr['reason']}", ""]
+    L += [f"{fr['method']}. Actions: {fr['actions']}. World: {fr['world']}.", ""]
+    qs = fr["quarters"]
+    head = ["metric", f"steps 1-{fr['steps']}"] + [f"steps {q['steps'][0]}-{q['steps'][1]}" if q["steps"] else "–"
+                                                    for q in qs] + ["world vs itself"]
+    rows = [(k, [fr.get(k)] + [q.get(k) for q in qs] + [(ref or {}).get(k)])
+            for k in ("persistence", "spawn_rate", "colour_change_rate", "size_change_rate", "object_frames")]
+    L += _table(rows, head) + [""]
+    L += [f"Not measured: {k}: {why}." for k, why in (fr.get("unread") or {}).items()]
+    return L + ([""] if fr.get("unread") else [])
 
 
 def _subject_and_motion(r: dict[str, Any]) -> list[str]:

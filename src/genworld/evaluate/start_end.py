@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from genworld.evaluate.motion import LUMA
-from genworld.plan.planner import random_actions
 
 QUALITIES = ("sharpness", "colour_kl", "palette_purity")
 PART = 0.15  # fraction of frames in the first and the last part
@@ -159,42 +158,21 @@ CORRUPTIONS = ("blur", "brighten", "colour_shift", "noise")
 
 # ---- the report block ----------------------------------------------------------------------------------------
 
-def free_run(sess: Any, episodes: list[dict[str, np.ndarray]], C: int, steps: int, akey: str, action_space: Any,
-             rng: np.random.Generator) -> tuple[dict[str, np.ndarray], str]:
-    """Step `sess` `steps` times from the first C steps of each episode (batched), with the episode's own actions
-    a_{C-1}.. while they last, then uniform random actions in the action space; ({key: (B, steps, ...)}, how)."""
-    from genworld.evaluate.rollout import context_of
-
-    keys = list(episodes[0].keys())
-    sess.reset(context_of(episodes, 0, C, keys))
-    B = len(episodes)
-    own = min(len(ep[akey]) for ep in episodes) - (C - 1)
-    acts = np.stack([ep[akey][C - 1: C - 1 + min(own, steps)] for ep in episodes])  # (B, <=steps, *a)
-    if own < steps:
-        extra = random_actions(action_space, rng, (B, steps - own)).astype(acts.dtype)
-        acts = np.concatenate([acts, extra], 1)
-    out = [sess.step(acts[:, t]) for t in range(steps)]
-    how = (f"the dataset's own actions for all {steps} steps" if own >= steps else
-           f"the dataset's own actions for the first {own} steps (the shortest episode's), then uniform random "
-           "actions in the world's action space")
-    return {k: np.stack([o[k] for o in out], 1) for k in out[0]}, how
-
-
-def start_end_block(sess: Any, ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], vkey: str, C: int,
-                    steps: int, contexts: int, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(report, reference) start-end drift of the model's free runs, the GT episodes (the floor) and copy-last."""
+def start_end_block(ds: Any, ids: list[int], episodes: list[dict[str, np.ndarray]], vkey: str, C: int,
+                    runs: np.ndarray, how: str, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(report, reference) start-end drift of the model's free runs (B, N, S, S, 3) (`free_run.step_together`;
+    `how` its actions), the GT episodes (the floor) and copy-last."""
     scored = set(ids)
     spare = [i for i in range(ds.num_episodes - 1, -1, -1) if i not in scored][:8]
     gt_scored = [ep[vkey] for ep in episodes]
     cal = [ds.episode(i, keys=[vkey])[vkey] for i in spare] or gt_scored
     pal = Palette.fit(np.concatenate(cal), seed=seed)
     tau = calibrate(cal, pal)
-    runs, how = free_run(sess, episodes[:contexts], C, steps, sess.spec.action.key, sess.spec.action,
-                         np.random.default_rng(seed + 3))
-    model = summarise(list(runs[vkey]), pal, tau)
+    steps = runs.shape[1]
+    model = summarise(list(runs), pal, tau)
     gt = summarise(gt_scored, pal, tau)
     out = {"model": model, "ground_truth": gt, "copy_last": {"delta": {q: 0.0 for q in QUALITIES}, "flagged": 0.0},
-           "threshold": tau, "palette": pal.to_json(), "steps": steps, "contexts": len(runs[vkey]),
+           "threshold": tau, "palette": pal.to_json(), "steps": steps, "contexts": len(runs),
            "actions": how, "temperature": 0.0,
            "calibration": {"episodes": spare or ids, "note": "palette, δ, GT histogram and thresholds from GT "
                            "episodes not scored in this report" if spare else "no spare episodes: calibrated on "
