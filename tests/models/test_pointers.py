@@ -28,6 +28,7 @@ def test_a_pointer_learns_which_token_holds_the_position_in_proprio() -> None:
     torch.manual_seed(0)
     model = small_model(proprio_pointers=1, object_slots=0)
     g = model.groups["observation.images.top"]
+    torch.manual_seed(0)  # the read-out's start, whatever the model's construction drew before it
     read = torch.nn.Linear(model.cfg.dynamics.dim, 1)
     params = list(model.pointer.parameters()) + list(model.pointer_mlp.parameters()) + list(read.parameters())
     opt = torch.optim.Adam(params, 1e-2)

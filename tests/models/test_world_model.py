@@ -19,7 +19,7 @@ from genworld.models.sampling import decode_step, sample_step
 from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
-VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16},
+VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16, "video_copy": False},
             "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
             "pointers": {"proprio_pointers": 2}, "proprio residual": {"proprio_residual": True},
             "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1},
@@ -193,7 +193,8 @@ def test_expected_code_values_are_the_mean_of_the_level_distribution() -> None:
 def test_greedy_frames_decode_expected_or_regressed_values_while_fed_back_codes_stay_argmax(variant: str) -> None:
     from genworld.models.sampling import MEAN_SUFFIX, sample_codes
 
-    model = small_model(**({"decode_expectation": True} if variant == "expectation" else {"video_regress": 1.0}))
+    model = small_model(video_copy=False,
+                        **({"decode_expectation": True} if variant == "expectation" else {"video_regress": 1.0}))
     tokens = model.tokenize(batch_of(model, 2, 3))
     pred = {k: v[:, -1] for k, v in model(tokens).items()}
     key = "observation.images.top"

@@ -45,6 +45,13 @@ class WorldModelConfig:
     object_slots: int = 0  # K: slots of the first camera's K most common colours besides the background (models/objects.py; 0: none)
     object_edges: bool = False  # the slots' contact heads also read each slot's rim gaps to the frame's edges (walls)
     object_render: int = 0  # width of a renderer that draws the slots' predicted next state onto the first camera's code grid (0: none)
+    memory: bool = False  # every step also sees one real step from earlier in the episode (models/dynamics.py)
+    self_forcing: float = 0.0  # share of training windows whose context is the model's own one-step predictions
+    video_copy: bool = False  # image heads relative to the current codes: a copy bias, regressed changes, a change gate
+    flow_width: int = 0  # width of a flow-matching sampler of the next image codes (models/code_flow.py; 0: none)
+    flow_steps: int = 4  # its Euler steps per predicted frame
+    flow_batch: int = 16  # frames per training step it learns from
+    canvas: bool = False  # rollouts redraw only the code patches that changed; the rest keeps the previous frame's pixels
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
     contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
     contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)

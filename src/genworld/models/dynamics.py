@@ -5,6 +5,11 @@ every token of steps <= t. Time enters through rotary embeddings on the step ind
 window of cached steps keeps relative positions inside the trained range); the slot within a step
 is a learned embedding added by the caller. A KV cache lets inference run one step (S tokens) per
 pass.
+
+Memory: besides the window, every step may see one more step, a real one from earlier in the episode (the
+first real context step of a rollout), whatever its age. Its tokens attend only to themselves; the window's
+tokens attend to them at a relative time distance of at most `window` steps (the span trained), so what the
+world looked like stays readable after the sliding window has forgotten it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ class DynamicsConfig:
 
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k, v), each (B, H, T_cached * S, hd)
+Memory = list[tuple[torch.Tensor, torch.Tensor]]  # per layer (k before rotation, v) of the memory step, (B, H, S, hd)
 
 
 def rope(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -52,16 +58,23 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(), nn.Linear(hidden, cfg.dim))
 
     def forward(self, x: torch.Tensor, pos_q: torch.Tensor, mask: torch.Tensor | None,
-                past: tuple[torch.Tensor, torch.Tensor] | None, pos_k: torch.Tensor | None,
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+                past: tuple[torch.Tensor, torch.Tensor] | None, mem: tuple[torch.Tensor, torch.Tensor] | None = None,
+                pos_mem: float = 0.0) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, N, D) at positions pos_q (N,) -> (x, (k, v) of x, k before rotation); `past` are cached (rotated)
+        keys and values, `mem` the memory step's (k before rotation, v), rotated here to position `pos_mem`."""
         B, N, D = x.shape
         hd = D // self.heads
-        q, k, v = self.qkv(self.ln1(x)).view(B, N, 3, self.heads, hd).permute(2, 0, 3, 1, 4)  # (B, H, N, hd) each
-        q, k = rope(q, pos_q), rope(k, pos_q)
+        q, k_raw, v = self.qkv(self.ln1(x)).view(B, N, 3, self.heads, hd).permute(2, 0, 3, 1, 4)  # (B, H, N, hd)
+        q, k = rope(q, pos_q), rope(k_raw, pos_q)
         new = (k, v)
         if past is not None:
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
+        if mem is not None:
+            n = mem[0].shape[2]
+            k = torch.cat([rope(mem[0], torch.full((n,), pos_mem, device=x.device)), k], dim=2)
+            v = torch.cat([mem[1], v], dim=2)
+        self.last_raw_k = k_raw  # read by Dynamics.memorize
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
         x = x + self.proj(y.transpose(1, 2).reshape(B, N, D))
         x = x + self.mlp(self.ln2(x))
@@ -79,27 +92,50 @@ class Dynamics(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.ln_f = nn.LayerNorm(cfg.dim)
 
-    def forward(self, x: torch.Tensor, t0: int = 0) -> torch.Tensor:
-        """x (B, T, S, D) -> (B, T, S, D); steps are numbered t0.. for the rotary time positions."""
+    def forward(self, x: torch.Tensor, t0: int = 0, memory: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, T, S, D) -> (B, T, S, D); steps are numbered t0.. for the rotary time positions. `memory`
+        (B, S, D), a step from before the window, is seen by every step at position t0 - 1."""
         B, T, S, D = x.shape
         if T > self.cfg.window:
             raise ValueError(f"{T} steps exceed the attention window of {self.cfg.window}; use step() with a cache")
         step_of = torch.arange(T, device=x.device).repeat_interleave(S)  # (T*S,)
+        if memory is not None:
+            step_of = torch.cat([step_of.new_full((S,), -1), step_of])
         mask = step_of[None, :] <= step_of[:, None]  # (N, N) query sees keys of its step and earlier
+        if memory is not None:  # the memory sees only itself
+            mask[:S, S:] = False
         pos = (step_of + t0).float()
         h = x.reshape(B, T * S, D)
+        if memory is not None:
+            h = torch.cat([memory, h], dim=1)
         for blk in self.blocks:
-            h, _ = blk(h, pos, mask, None, None)
-        return self.ln_f(h).view(B, T, S, D)
+            h, _ = blk(h, pos, mask, None)
+        if memory is not None:
+            h = h[:, S:]
+        return self.ln_f(h).reshape(B, T, S, D)
 
-    def step(self, x: torch.Tensor, t: int, cache: KVCache | None) -> tuple[torch.Tensor, KVCache]:
-        """One step's tokens x (B, S, D) at step index t, attending to the cache -> (out (B, S, D), cache).
+    @torch.no_grad()
+    def memorize(self, x: torch.Tensor) -> Memory:
+        """The memory step's tokens x (B, S, D) -> per layer (k before rotation, v), for `step`."""
+        S = x.shape[1]
+        pos = torch.zeros(S, device=x.device)
+        h, out = x, []
+        for blk in self.blocks:
+            h, (_, v) = blk(h, pos, None, None)
+            out.append((blk.last_raw_k, v))
+        return out
+
+    def step(self, x: torch.Tensor, t: int, cache: KVCache | None, memory: Memory | None = None,
+             t_memory: int = 0) -> tuple[torch.Tensor, KVCache]:
+        """One step's tokens x (B, S, D) at step index t, attending to the cache (and to `memory`, the step t_memory
+        <= t memorised) -> (out (B, S, D), cache).
 
         The returned cache holds at most window-1 past steps plus this one (oldest dropped), so a token
-        always sees the same span as in training.
+        always sees the same span as in training; the memory is placed at most `window` steps back, as in training.
         """
         B, S, D = x.shape
         pos = torch.full((S,), float(t), device=x.device)
+        pos_mem = float(max(t_memory, t - self.cfg.window))
         keep = (self.cfg.window - 1) * S  # past tokens a query may see
         h = x
         new_cache: KVCache = []
@@ -108,7 +144,7 @@ class Dynamics(nn.Module):
             if cache is not None:
                 pk, pv = cache[i]
                 past = (pk[:, :, -keep:], pv[:, :, -keep:]) if keep > 0 else None
-            h, (k, v) = blk(h, pos, None, past, None)
+            h, (k, v) = blk(h, pos, None, past, memory[i] if memory is not None else None, pos_mem)
             if past is not None:
                 k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
             new_cache.append((k[:, :, -keep:] if keep > 0 else k[:, :, :0], v[:, :, -keep:] if keep > 0 else v[:, :, :0]))

@@ -34,9 +34,11 @@ def contact_bce(model: WorldModel, key: str, logit: torch.Tensor, target: torch.
     return F.binary_cross_entropy_with_logits(logit, contact, pos_weight=pos_weight)
 
 
-def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor]
-                     ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Predictions at steps 0..T-2 against tokens at 1..T-1; reward/done at every step."""
+def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                     inputs: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Predictions at steps 0..T-2 against tokens at 1..T-1; reward/done at every step. `inputs`, the tokens the
+    model read where they differ from the targets (self-forcing), decide which codes changed."""
+    inputs = tokens if inputs is None else inputs
     w = model.cfg.loss_weights
     total: Any = 0.0
     logs: dict[str, float] = {}
@@ -46,11 +48,17 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         codes = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)
         idx = codes[:, 1:]
         # Most codes of a frame repeat the previous step's (static background); the ones that change
-        # carry the dynamics, so they weigh more.
-        changed = (idx != codes[:, :-1]).any(-1).float()  # (B, T-1, n)
+        # carry the dynamics, so they weigh more (a code the model read wrong counts as changed too).
+        seen = inputs[m.key].reshape(B, T, -1, tok.fsq.dim)[:, :-1]
+        changed = ((idx != codes[:, :-1]) | (idx != seen)).any(-1).float()  # (B, T-1, n)
         loss = code_ce(pred[m.key][:, :-1], idx, tok.fsq.levels, 1 + model.cfg.changed_code_weight * changed)
         total = total + w.get(m.kind, 1.0) * loss
         logs[f"{m.key}/ce"] = loss.item()
+        if m.key + "#change" in pred:  # does each code differ from the one the model read?
+            moved = (idx != seen).any(-1).float()
+            bce = F.binary_cross_entropy_with_logits(pred[m.key + "#change"][:, :-1], moved)
+            total = total + w.get(m.kind, 1.0) * bce
+            logs[f"{m.key}/change_bce"] = bce.item()
         if m.key + "#values" in pred:
             err = (pred[m.key + "#values"][:, :-1] - tok.fsq.values(idx)).pow(2).mean(-1)
             wt = 1 + model.cfg.changed_code_weight * changed

@@ -51,18 +51,33 @@ MEAN_SUFFIX = "#mean"  # sample_step's extra entry: expected image code values t
 
 @torch.no_grad()
 def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: float = 0.0, top_k: int = 0,
-                gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
-    """Predictions of one step {key: (B, n, ...)} -> next-step tokens {key: (B, 1, ...)} (+ reward/done)."""
+                gen: torch.Generator | None = None, flow: bool = True) -> dict[str, torch.Tensor]:
+    """Predictions of one step {key: (B, n, ...)} -> next-step tokens {key: (B, 1, ...)} (+ reward/done).
+
+    A camera with a code sampler (`flow_width`) draws its codes from it, at any temperature (its noise comes from
+    `gen`), and its frame decodes the drawn codes; `flow=False` takes the heads' most likely codes instead."""
     tokens: dict[str, torch.Tensor] = {}
     for m in model.videos:
         tok = model.image_tok[m.key.replace(".", "__")]
+        if flow and m.key.replace(".", "__") in model.flow and m.key + "#now" in pred:
+            idx, vals = model.sample_codes(pred, m.key, gen)
+            tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
+            tokens[m.key + MEAN_SUFFIX] = vals.view(vals.shape[0], 1, *tok.cfg.grid, vals.shape[-1])
+            continue
         idx = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)  # (B, h*w, C)
+        keep = None
+        if m.key + "#change" in pred:  # a code changes only where the model gives that better odds than not
+            p = torch.sigmoid(pred[m.key + "#change"])
+            keep = ((torch.rand(p.shape, generator=gen) >= p) if temperature > 0 else (p <= 0.5))[..., None]
+            idx = torch.where(keep, pred[m.key + "#cur"], idx)
         tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
         if temperature <= 0 and (model.cfg.decode_expectation or m.key + "#values" in pred):
             # The fed-back tokens stay the most likely codes; only the decoded frame uses the expectation
             # (the regressed values where the model has that head).
             mean = (pred[m.key + "#values"].clamp(-1, 1) if m.key + "#values" in pred
                     else expected_values(pred[m.key], tok.fsq.levels))
+            if keep is not None:
+                mean = torch.where(keep, tok.fsq.values(pred[m.key + "#cur"]), mean)
             tokens[m.key + MEAN_SUFFIX] = mean.view(mean.shape[0], 1, *tok.cfg.grid, mean.shape[-1])
     for m in model.audios:
         tok = model.audio_tok[m.key.replace(".", "__")]
@@ -115,3 +130,19 @@ def decode_step(model: WorldModel, tokens: dict[str, torch.Tensor]) -> dict[str,
     if model.done_key and model.done_key in tokens:
         obs[model.done_key] = tokens[model.done_key][:, 0] > 0.5
     return obs
+
+
+def compose_on_canvas(model: WorldModel, key: str, frame: torch.Tensor, canvas: torch.Tensor, before: torch.Tensor,
+                      after: torch.Tensor) -> torch.Tensor:
+    """A decoded frame (B, H, W, 3) uint8 where camera `key`'s codes changed from `before` to `after` (B, 1, h, w, C),
+    the previous frame `canvas` elsewhere.
+
+    The image tokenizer's encoder sees only each code's own patch, so a code that did not change says its patch
+    did not change: keeping the previous pixels there costs nothing and keeps every still thing exact, instead of
+    redrawing it through the decoder at its reconstruction error every step."""
+    tok = model.image_tok[key.replace(".", "__")]
+    f = tok.cfg.factor
+    H, W = frame.shape[1:3]
+    changed = (after[:, 0] != before[:, 0]).any(-1)  # (B, h, w)
+    mask = changed.repeat_interleave(f, 1).repeat_interleave(f, 2)[:, :H, :W]
+    return torch.where(mask[..., None], frame, canvas)

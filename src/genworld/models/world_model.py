@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from genworld.models.audio_tokenizer import AudioTokenizer
+from genworld.models.code_flow import CodeFlow
 from genworld.models.config import WorldModelConfig
 from genworld.models.contact_reader import ContactReader
-from genworld.models.dynamics import Dynamics, KVCache
+from genworld.models.dynamics import Dynamics, KVCache, Memory
 from genworld.models.grouping import CodeGroups
 from genworld.models.image_tokenizer import ImageTokenizer
 from genworld.models.normalizer import Normalizer
@@ -208,6 +209,9 @@ class WorldModel(nn.Module):
         s += 1
         self.tokens_per_step = s
         self.slot_emb = nn.Parameter(torch.randn(s, D) * 0.02)
+        # With `memory`, one real step from earlier in the episode is seen by every step (models/dynamics.py); this
+        # embedding tells its tokens from the window's.
+        self.memory_emb = nn.Parameter(torch.zeros(D)) if cfg.memory else None
         self.dynamics = Dynamics(cfg.dynamics)
         # Optional, per touch key: a convolutional contact reader on the first camera's code grid, whose
         # probability is averaged with the touch head's at inference.
@@ -217,6 +221,30 @@ class WorldModel(nn.Module):
             cond = (a.n_choices if a.discrete else math.prod(a.shape)) + sum(math.prod(m.shape) for m in self.proprios)
             for m in self.touches:
                 self.reader[mkey(m.key)] = ContactReader(tok.fsq.dim, cond, math.prod(m.shape), cfg.contact_reader)
+        # Optional (`video_copy`): image heads relative to the current codes. The level logits get a learned bias toward
+        # each code's current level, the regressed values are a change from the current ones, and a change head gives
+        # each code position the odds that its code changes; rollouts redraw a code only where they are better than
+        # even, so what the model is unsure about stays as it was instead of being redrawn as an average.
+        self.change = nn.ModuleDict()
+        self.copy_gain = nn.ParameterDict()
+        if cfg.video_copy:
+            if cfg.video_conv > 0:
+                raise ValueError(f"video_copy needs the linear token path; it cannot be combined with "
+                                 f"video_conv={cfg.video_conv}")
+            for m in self.videos:
+                self.change[mkey(m.key)] = nn.Linear(D, self.groups[m.key].size)
+                self.copy_gain[mkey(m.key)] = nn.Parameter(torch.tensor(2.0))
+        # Optional: a flow-matching sampler per camera that draws the next code grid jointly (models/code_flow.py).
+        self.flow = nn.ModuleDict()
+        if cfg.flow_width > 0:
+            if cfg.video_conv > 0:
+                raise ValueError(f"flow_width={cfg.flow_width} needs the linear token path; it cannot be combined "
+                                 f"with video_conv={cfg.video_conv}")
+            if cfg.flow_steps < 1:
+                raise ValueError(f"model.flow_steps={cfg.flow_steps}: the code sampler needs at least one step")
+            for m in self.videos:
+                tok = self.image_tok[mkey(m.key)]
+                self.flow[mkey(m.key)] = CodeFlow(tok.fsq.dim, D, self.groups[m.key], cfg.flow_width)
         self.reward_head = nn.Linear(D, 1) if self.reward_key else None
         self.done_head = nn.Linear(D, 1) if self.done_key else None
 
@@ -544,6 +572,24 @@ class WorldModel(nn.Module):
                            else self.groups[m.key].ungroup(self.out[mkey(m.key)](hm)))
             if mkey(m.key) in self.regress:  # (..., n_codes, C) code values
                 pred[m.key + "#values"] = self.groups[m.key].ungroup(self.regress[mkey(m.key)](hm))
+            if m.kind == "video" and mkey(m.key) in self.change:
+                if tokens is None or m.key not in tokens:
+                    raise ValueError("heads: video_copy predicts codes relative to the current ones; pass the tokens")
+                fsq = self.image_tok[mkey(m.key)].fsq
+                cur = tokens[m.key].flatten(-3, -2)  # (..., n, C) the current step's code indices
+                # A code that stays as it is is the likeliest thing in most of a frame: a learned bias toward each
+                # channel's current level makes it one parameter away, instead of a copy through the transformer.
+                onehot = torch.cat([F.one_hot(cur[..., c], lv) for c, lv in enumerate(fsq.levels)], -1)
+                pred[m.key] = pred[m.key] + self.copy_gain[mkey(m.key)] * onehot
+                if m.key + "#values" in pred:
+                    pred[m.key + "#values"] = fsq.values(cur) + pred[m.key + "#values"]
+                pred[m.key + "#change"] = self.groups[m.key].ungroup(self.change[mkey(m.key)](hm))[..., 0]
+                pred[m.key + "#cur"] = cur
+            if mkey(m.key) in self.flow:  # what the code sampler is conditioned on: the tokens and the current codes
+                pred[m.key + "#hidden"] = hm
+                if tokens is not None and m.key in tokens:
+                    fsq = self.image_tok[mkey(m.key)].fsq
+                    pred[m.key + "#now"] = fsq.values(tokens[m.key]).flatten(-3, -2)  # (..., n, C)
             if local is not None and m.key in local:
                 fix = self._local_head(hm, local[m.key], self.image_tok[mkey(m.key)].cfg.grid, m.key)
                 L = pred[m.key].shape[-1]
@@ -630,29 +676,127 @@ class WorldModel(nn.Module):
             p = (torch.sigmoid(out[..., n:]) + torch.sigmoid(read)) / 2
             pred[m.key] = torch.cat([out[..., :n], torch.logit(p, eps=1e-6)], dim=-1)
 
+    def embed_memory(self, memory: dict[str, torch.Tensor] | None) -> torch.Tensor | None:
+        """The memory step's tokens {key: (B, 1, ...)} -> its embeddings (B, S, D); None without `memory`."""
+        if memory is None or self.memory_emb is None:
+            return None
+        return self.embed(memory)[:, 0] + self.memory_emb
+
+    def memorize(self, memory: dict[str, torch.Tensor]) -> Memory | None:
+        """The memory step's tokens {key: (B, 1, ...)} -> what `step` needs of it (None without `memory`)."""
+        e = self.embed_memory(memory)
+        return None if e is None else self.dynamics.memorize(e)
+
     def forward(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
                 rows: slice | None = None, global_batch: int | None = None,
-                read_contacts: bool = True) -> dict[str, torch.Tensor]:
+                read_contacts: bool = True, memory: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Teacher-forced predictions for every step of a window: {key: (B, T, ...)}, with the contact
-        readers' probabilities averaged in (as `step` does) unless `read_contacts` is False."""
+        readers' probabilities averaged in (as `step` does) unless `read_contacts` is False. `memory` holds
+        the tokens (B, 1, ...) of a step from before the window (with `cfg.memory`)."""
         local: dict[str, torch.Tensor] = {}
-        pred = self.heads(self.dynamics(self.embed(tokens, gen, rows, global_batch, local=local)), local, tokens)
+        x = self.embed(tokens, gen, rows, global_batch, local=local)
+        pred = self.heads(self.dynamics(x, memory=self.embed_memory(memory)), local, tokens)
         if read_contacts and len(self.reader):
             self._read_contacts(pred, tokens, None)
         return pred
 
     def step(self, tokens: dict[str, torch.Tensor], t: int, cache: KVCache | None,
-             prev: dict[str, torch.Tensor] | None = None) -> tuple[dict[str, torch.Tensor], KVCache]:
+             prev: dict[str, torch.Tensor] | None = None, memory: Memory | None = None, t_memory: int = 0
+             ) -> tuple[dict[str, torch.Tensor], KVCache]:
         """One cached inference step: tokens of step t {key: (B, 1, ...)} (and `prev`, those of step t-1,
-        None at the first step) -> predictions {key: (B, ...)}."""
+        None at the first step; `memory`, from `memorize`, of step t_memory) -> predictions {key: (B, ...)}."""
         local: dict[str, torch.Tensor] = {}
-        h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local)[:, 0], t, cache)
+        h, cache = self.dynamics.step(self.embed(tokens, prev=prev, local=local)[:, 0], t, cache, memory, t_memory)
         pred = self.heads(h, {k: v[:, 0] for k, v in local.items()}, {k: v[:, 0] for k, v in tokens.items()})
         if len(self.reader):
             pred = {k: v[:, None] for k, v in pred.items()}  # (B, 1, ...) as in forward
             self._read_contacts(pred, tokens, prev)
             pred = {k: v[:, 0] for k, v in pred.items()}
         return pred, cache
+
+    def flow_loss(self, pred: dict[str, torch.Tensor], tokens: dict[str, torch.Tensor],
+                  gen: torch.Generator | None = None, rows: slice | None = None, global_batch: int | None = None
+                  ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The code samplers' flow-matching loss on `flow_batch` of the window's (B * (T-1)) predicted frames, the
+        changed codes weighted as in the code loss. The frames are drawn for `global_batch` rows and sliced."""
+        B, T = tokens[self.action.key].shape[:2]
+        G, rows = (global_batch or B), (rows or slice(0, B))
+        pick = torch.randperm(G * (T - 1), generator=gen)[: self.cfg.flow_batch]
+        pick = pick[(pick // (T - 1) >= rows.start) & (pick // (T - 1) < rows.stop)] - rows.start * (T - 1)
+        total: Any = 0.0
+        logs: dict[str, float] = {}
+        for m in self.videos:
+            if mkey(m.key) not in self.flow or len(pick) == 0:
+                continue
+            tok = self.image_tok[mkey(m.key)]
+            gh, gw = tok.cfg.grid
+
+            def grid(x: torch.Tensor) -> torch.Tensor:  # (B, T-1, n, C) -> picked (N, C, gh, gw)
+                return x.flatten(0, 1)[pick].reshape(-1, gh, gw, x.shape[-1]).permute(0, 3, 1, 2)
+
+            codes = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)
+            target = tok.fsq.values(codes[:, 1:])
+            now = pred[m.key + "#now"][:, :-1]
+            mean = self.predicted_values(pred, m.key).flatten(2, 3)[:, :-1].detach()
+            changed = (codes[:, 1:] != codes[:, :-1]).any(-1).float()  # (B, T-1, n)
+            weight = (1 + self.cfg.changed_code_weight * changed).flatten(0, 1)[pick].reshape(-1, gh, gw)
+            h = pred[m.key + "#hidden"][:, :-1].flatten(0, 1)[pick]
+            loss = self.flow[mkey(m.key)].loss(grid(target), grid(now), grid(mean), h, weight, gen)
+            total = total + self.cfg.loss_weights.get("video", 1.0) * loss
+            logs[f"{m.key}/flow_mse"] = loss.item()
+        return total, logs
+
+    @torch.no_grad()
+    def sample_codes(self, pred: dict[str, torch.Tensor], key: str, gen: torch.Generator | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step's predictions {key: (N, ...)} -> camera `key`'s sampled next codes: (indices, values), each
+        (N, gh*gw, C), drawn jointly by its code sampler."""
+        tok = self.image_tok[mkey(key)]
+        gh, gw = tok.cfg.grid
+        N = pred[key].shape[0]
+
+        def grid(x: torch.Tensor) -> torch.Tensor:  # (N, n, C) -> (N, C, gh, gw)
+            return x.reshape(N, gh, gw, -1).permute(0, 3, 1, 2)
+
+        mean = (pred[key + "#values"].clamp(-1, 1) if key + "#values" in pred
+                else expected_values(pred[key], tok.fsq.levels))
+        x = self.flow[mkey(key)].sample(grid(pred[key + "#now"]), grid(mean), pred[key + "#hidden"],
+                                        self.cfg.flow_steps, gen)
+        lv = tok.fsq._lv.to(x.device)
+        idx = ((x.permute(0, 2, 3, 1).reshape(N, gh * gw, -1) + 1) / 2 * (lv - 1)).round().long()
+        idx = torch.minimum(idx.clamp(min=0), lv.long() - 1)
+        return idx, tok.fsq.values(idx)
+
+    @torch.no_grad()
+    def own_context(self, tokens: dict[str, torch.Tensor], gen: torch.Generator, rows: slice | None = None,
+                    global_batch: int | None = None, memory: dict[str, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
+        """Tokens (B, T, ...) whose observation tokens of steps 1..T-1 are, in a `self_forcing` share of the rows, the
+        model's own most likely predictions of them from the true steps before (what a rollout would feed back)."""
+        from genworld.models.sampling import sample_step
+
+        B, T = tokens[self.action.key].shape[:2]
+        G, rows = (global_batch or B), (rows or slice(0, B))
+        pick = (torch.rand(G, generator=gen) < self.cfg.self_forcing)[rows].to(tokens[self.action.key].device)
+        if T < 2 or not bool(pick.any()):
+            return tokens
+        was = self.training
+        self.eval()
+        pred = self(tokens, read_contacts=True, memory=memory)
+        self.train(was)
+        flat = {k: v[:, :-1].reshape(B * (T - 1), *v.shape[2:]) for k, v in pred.items()}
+        own = sample_step(self, flat, flow=False)  # {key: (B * (T-1), 1, ...)}
+        out = dict(tokens)
+        keys = [m.key for m in self.videos + self.audios + self.touches + self.proprios]
+        if self.n_obj:
+            keys.append(OBJECTS)
+        for k in keys:
+            if k not in tokens:
+                continue
+            o = own[k].reshape(B, T - 1, *tokens[k].shape[2:]).to(tokens[k].dtype)
+            sel = pick.view(B, *([1] * (o.ndim - 1)))
+            out[k] = torch.cat([tokens[k][:, :1], torch.where(sel, o, tokens[k][:, 1:])], dim=1)
+        return out
 
     def latent(self, tokens: dict[str, torch.Tensor]) -> torch.Tensor:
         """Observation tokens of one step {key: (B, 1, ...)} -> (B, D) mean slot embedding (for goal distances)."""
@@ -663,14 +807,28 @@ class WorldModel(nn.Module):
     def dynamics_loss(self, tokens: dict[str, torch.Tensor], gen: torch.Generator | None = None,
                       rows: slice | None = None, global_batch: int | None = None,
                       pairs: dict[str, torch.Tensor] | None = None, pair_rows: slice | None = None,
-                      pair_batch: int | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                      pair_batch: int | None = None, memory: dict[str, torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, dict[str, float]]:
         """Next-step prediction loss over a window of T >= 2 steps, weighted per modality kind; `pairs`, extra
         windows of 3 steps (object slots and touch only; rows `pair_rows` of `pair_batch`), teach the slots'
-        contact heads alone."""
+        contact heads alone; `memory` holds the tokens (B, 1, ...) of a step from before each window.
+
+        With `self_forcing` > 0, in training (`gen` given) that share of the windows sees, from its second step on,
+        the model's own predictions of each step (made from the true steps before it, without gradient) instead of
+        the true tokens, and learns to predict the true next step from them: the context a rollout feeds back."""
         from genworld.models.losses import contact_reader_losses, next_step_losses, slot_contact_losses
 
-        pred = self(tokens, gen, rows, global_batch, read_contacts=False)  # readers learn on their own below
-        total, logs = next_step_losses(self, pred, tokens)
+        inputs = tokens
+        if gen is not None and self.cfg.self_forcing > 0:
+            inputs = self.own_context(tokens, gen, rows, global_batch, memory)
+        # readers learn on their own below
+        pred = self(inputs, gen, rows, global_batch, read_contacts=False, memory=memory)
+        total, logs = next_step_losses(self, pred, tokens, inputs)
+        if len(self.flow):
+            extra, more = self.flow_loss(pred, tokens, gen, rows, global_batch)
+            total = total + extra
+            logs.update(more)
+            logs["loss"] = float(total.detach())
         if pairs is not None and len(self.pair_heads):
             extra, more = slot_contact_losses(self, pairs, gen, pair_rows, pair_batch)
             total = total + extra

@@ -2,7 +2,10 @@
 
 Stepping costs one transformer pass over one step's tokens: past steps live in a KV cache that keeps
 the last `window - 1` steps (a sliding window), so rollouts of any length run at constant cost.
-Predicted tokens are fed back as they were sampled (no decode/re-encode round trip).
+Predicted tokens are fed back as they were sampled (no decode/re-encode round trip). A model with
+`memory` also sees the first real context step at every step, however long the rollout; with `canvas`,
+each predicted frame redraws only the code patches whose codes changed and keeps the previous frame's
+pixels elsewhere, so what did not move stays exactly as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 
 from genworld.models import WorldModel
 from genworld.models.objects import OBJECTS
-from genworld.models.sampling import MEAN_SUFFIX, decode_step, sample_step
+from genworld.models.sampling import MEAN_SUFFIX, compose_on_canvas, decode_step, sample_step
 from genworld.spec import WorldSpec
 
 ACTION_TOLERANCE = 1e-3  # continuous actions may exceed [low, high] by this much (float round-off)
@@ -40,6 +43,8 @@ class WorldSession:
         self._cache: Any = None
         self._pending: dict[str, torch.Tensor] | None = None  # tokens (B, 1, ...) of the latest step, no action
         self._prev: dict[str, torch.Tensor] | None = None  # tokens of the step before it (motion cue), or None
+        self._memory: Any = None  # the first context step, memorised (models/dynamics.py), with `memory`
+        self._canvas: dict[str, torch.Tensor] = {}  # per camera, the latest frame (B, H, W, 3) uint8, with `canvas`
         self._t = 0
 
     # ---- construction ------------------------------------------------------------------------
@@ -123,12 +128,14 @@ class WorldSession:
             raise ValueError("reset(context): the context needs at least one step")
         tokens = self.model.tokenize(ctx)
         self._cache, self._t, self._prev = None, 0, None
+        self._memory = self.model.memorize({k: v[:, :1] for k, v in tokens.items()})
         for t in range(C - 1):
             one = {k: v[:, t: t + 1] for k, v in tokens.items()}
-            _, self._cache = self.model.step(one, self._t, self._cache, self._prev)
+            _, self._cache = self.model.step(one, self._t, self._cache, self._prev, self._memory)
             self._prev = {k: one[k] for k in self.state_keys}
             self._t += 1
         self._pending = {k: tokens[k][:, C - 1: C] for k in self.state_keys}
+        self._canvas = {m.key: ctx[m.key][:, -1].to(torch.uint8) for m in self.model.videos} if self.model.cfg.canvas else {}
         return {k: np.array(context[k])[:, -1] for k in self.obs_keys}  # copies: never alias the caller's data
 
     def _action_tokens(self, action: np.ndarray) -> torch.Tensor:
@@ -157,13 +164,16 @@ class WorldSession:
         if self._pending is None:
             raise RuntimeError("step() before reset(): start the session from a context first")
         tokens = {**self._pending, self.spec.action.key: self._action_tokens(action)}
-        pred, self._cache = self.model.step(tokens, self._t, self._cache, self._prev)
+        pred, self._cache = self.model.step(tokens, self._t, self._cache, self._prev, self._memory)
         nxt = sample_step(self.model, pred, self.temperature, self.top_k, self.gen)
         self._t += 1
         self._prev = self._pending
         # The expected code values stay with the codes: a contact reader reads them (WorldModel.code_values).
         self._pending = {k: v for k, v in nxt.items() if k in self.state_keys or k.endswith(MEAN_SUFFIX)}
-        return {k: v.cpu().numpy() for k, v in decode_step(self.model, nxt).items()}
+        obs = decode_step(self.model, nxt)
+        for k, before in self._canvas.items():
+            obs[k] = self._canvas[k] = compose_on_canvas(self.model, k, obs[k], before, self._prev[k], nxt[k])
+        return {k: v.cpu().numpy() for k, v in obs.items()}
 
     @torch.inference_mode()
     def observe(self, obs: dict[str, np.ndarray]) -> None:
@@ -177,14 +187,18 @@ class WorldSession:
         tokens = self.model.tokenize(real)
         for k in keys:
             self._pending.pop(k + MEAN_SUFFIX, None)
+            if k in self._canvas:
+                self._canvas[k] = real[k][:, 0].to(torch.uint8)
         self._pending.update({k: tokens[k] for k in keys + ([OBJECTS] if OBJECTS in tokens else [])})
 
     def snapshot(self) -> dict[str, Any]:
         """The session's state (tensors are never modified in place, so references suffice)."""
         return {"cache": self._cache, "pending": dict(self._pending or {}), "t": self._t,
-                "prev": None if self._prev is None else dict(self._prev), "gen": self.gen.get_state()}
+                "prev": None if self._prev is None else dict(self._prev), "gen": self.gen.get_state(),
+                "memory": self._memory, "canvas": dict(self._canvas)}
 
     def restore(self, snap: dict[str, Any]) -> None:
+        self._memory, self._canvas = snap["memory"], dict(snap["canvas"])
         self._cache, self._pending, self._t = snap["cache"], dict(snap["pending"]), snap["t"]
         self._prev = None if snap["prev"] is None else dict(snap["prev"])
         self.gen.set_state(snap["gen"])
@@ -199,6 +213,9 @@ class WorldSession:
             self._prev = {k: rep(v) for k, v in self._prev.items()}
         if self._cache is not None:
             self._cache = [(rep(k), rep(v)) for k, v in self._cache]
+        if self._memory is not None:
+            self._memory = [(rep(k), rep(v)) for k, v in self._memory]
+        self._canvas = {k: rep(v) for k, v in self._canvas.items()}
 
     @torch.inference_mode()
     def latent(self) -> np.ndarray:

@@ -12,7 +12,7 @@ from genworld.models.dynamics import DynamicsConfig
 from genworld.models.image_tokenizer import ImageTokenizerConfig
 from genworld.spec import WorldSpec
 
-FORMAT_VERSION = 2  # bump when a run directory written by an older version can no longer be read
+FORMAT_VERSION = 3  # bump when a run directory written by an older version can no longer be read
 
 
 @dataclass
@@ -63,47 +63,48 @@ class RunConfig:
         return from_dict(cls, d, where)
 
 
+def _recipe(spec: WorldSpec) -> dict[str, Any]:
+    """What every preset shares, whatever its size: the world's spec and the recipe of the model."""
+    return dict(spec=spec.to_json(), video_delta=True, video_regress=1.0, decode_expectation=True,
+                proprio_pointers=1, memory=True, self_forcing=0.5, canvas=True, video_copy=True,
+                loss_weights={"video": 1.0, "audio": 0.5, "touch": 3.0, "proprio": 1.0, "reward": 1.0, "done": 1.0,
+                              "objects": 1.0})
+
+
 def tiny(spec: WorldSpec) -> RunConfig:
     """About 1.4M parameters (0.5M in the dynamics): trains in minutes on 2 CPU cores, steps at 30+ per second.
 
-    Dim 96 rather than 128, a 3x higher dynamics learning rate, the per-token motion input, the value
-    regression head and expected-value decoding each raised held-out open-loop PSNR at the same
-    training time on bounce; a fifth of the clock for the tokenizers (not 30%) and touch loss weight 3
-    raised held-out contact F1, a pointer read off proprio raised open-loop PSNR at h = 1..3 by 0.3-1 dB,
-    object slots raised contact F1 and the frames, contact heads on the slots' gaps to the walls, taught
-    on 448 extra slot triples a step, raised contact F1 at h = 1, and a renderer of the slots' predicted state on the
-    code grid raised the frames by 1.4 dB at h = 1 (docs/model.md, "What the measures decided")."""
+    The recipe (every preset's): each image token's change since the previous step as an input, a head regressing
+    the next code values, a pointer read off proprio; one real step from earlier in the episode seen by every step
+    (memory); half the training windows read the model's own one-step predictions as context (self-forcing); and
+    rollouts redraw only the code patches that changed (canvas). See docs/model.md."""
     return RunConfig("tiny", WorldModelConfig(
-        spec=spec.to_json(),
         image=ImageTokenizerConfig(channels=(64,), levels=(8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=4, hidden=256),
         dynamics=DynamicsConfig(dim=96, depth=4, heads=4, window=8),
-        video_delta=True, video_regress=1.0, decode_expectation=True, proprio_pointers=1, object_slots=10,
-        object_edges=True, object_render=32,
-        loss_weights={"video": 1.0, "audio": 0.5, "touch": 3.0, "proprio": 1.0, "reward": 1.0, "done": 1.0,
-                      "objects": 1.0},
-    ), TrainConfig(lr_dyn=3e-3, tok_fraction=0.2, pair_batch=448))
+        **_recipe(spec),
+    ), TrainConfig(lr_dyn=3e-3, tok_fraction=0.2))
 
 
 def small(spec: WorldSpec) -> RunConfig:
-    """About 6M parameters: a workstation or one GPU."""
+    """About 6M parameters: a workstation or one GPU; the tiny recipe at a larger size."""
     return RunConfig("small", WorldModelConfig(
-        spec=spec.to_json(),
         image=ImageTokenizerConfig(channels=(96,), levels=(8, 8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=6, hidden=384),
         dynamics=DynamicsConfig(dim=256, depth=6, heads=8, window=12),
-    ), TrainConfig(tok_steps=4000, dyn_steps=20000, batch_size=32, tok_batch_size=64, lr_dyn=6e-4))
+        **_recipe(spec),
+    ), TrainConfig(tok_steps=4000, dyn_steps=20000, batch_size=32, tok_batch_size=64, lr_dyn=1e-3, tok_fraction=0.2))
 
 
 def base(spec: WorldSpec) -> RunConfig:
-    """About 40M parameters: GPUs, with torchrun for several."""
+    """About 40M parameters: GPUs, with torchrun for several; the tiny recipe at a larger size."""
     return RunConfig("base", WorldModelConfig(
-        spec=spec.to_json(),
         image=ImageTokenizerConfig(channels=(128,), levels=(8, 8, 8, 5, 5, 5)),
         audio=AudioTokenizerConfig(n_tokens=8, hidden=512),
         dynamics=DynamicsConfig(dim=512, depth=12, heads=8, window=16),
+        **_recipe(spec),
     ), TrainConfig(tok_steps=10000, dyn_steps=100000, batch_size=64, tok_batch_size=128, lr_dyn=3e-4,
-                   warmup=1000, ckpt_every=2000))
+                   warmup=1000, ckpt_every=2000, tok_fraction=0.2))
 
 
 PRESETS = {"tiny": tiny, "small": small, "base": base}

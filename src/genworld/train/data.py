@@ -114,3 +114,10 @@ def sample_frames(lengths: list[int], episodes: list[int], batch: int, seed: int
     rng = np.random.default_rng([seed, 1, step])
     eps = rng.choice(len(episodes), size=batch, p=w / w.sum())
     return [(episodes[e], int(rng.integers(0, lengths[episodes[e]]))) for e in eps]
+
+
+def memory_steps(windows: list[tuple[int, int]], seed: int, step: int) -> list[tuple[int, int]]:
+    """For each (episode, start) window, one (episode, step) from its start or before, uniformly: the real step
+    a model with memory sees beside the window; a pure function of (seed, step)."""
+    rng = np.random.default_rng([seed, 3, step])
+    return [(e, int(rng.integers(0, s + 1))) for e, s in windows]

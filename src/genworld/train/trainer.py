@@ -28,7 +28,7 @@ from genworld.train.checkpoint import (
     set_rng_state,
 )
 from genworld.train.config import RunConfig
-from genworld.train.data import EpisodeStore, sample_frames, sample_windows
+from genworld.train.data import EpisodeStore, memory_steps, sample_frames, sample_windows
 from genworld.train.distributed import DistInfo, all_max, all_mean
 from genworld.train.logger import Logger
 from genworld.train.tokens import TokenCache
@@ -158,6 +158,12 @@ class Trainer:
         windows = sample_windows(self.lengths, self.train_eps, 3, pb, self.tc.seed + 1, step)
         return cache.gather(windows[self._rows(pb)], 3, keys=[OBJECTS] + [m.key for m in self.model.touches])
 
+    def _memory(self, cache: TokenCache, windows: list[tuple[int, int]], step: int) -> dict[str, torch.Tensor] | None:
+        """The memory step of each window (tokens (B, 1, ...)) for a model with `memory`, else None."""
+        if not self.cfg.model.memory:
+            return None
+        return cache.gather(memory_steps(windows, self.tc.seed, step), 1)
+
     def _run_stage(self, stage: int, cache: TokenCache | None) -> None:
         self._make_optim(stage)
         self.net.train()
@@ -181,7 +187,8 @@ class Trainer:
                     gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + step)
                     loss, logs = self.net(tokens, gen, rows=self._rows(gb), global_batch=gb,
                                           pairs=self._pair_batch(cache, step), pair_rows=self._rows(self.tc.pair_batch),
-                                          pair_batch=self.tc.pair_batch)
+                                          pair_batch=self.tc.pair_batch,
+                                          memory=self._memory(cache, windows[self._rows(gb)], step))
             if not torch.isfinite(loss):
                 raise RuntimeError(f"stage {stage} step {step}: loss is {loss.item()}; lower the learning rate "
                                    f"(--lr) or check the data; the last good checkpoint is in {self.run_dir}")
@@ -224,7 +231,8 @@ class Trainer:
             _, logs = self.model.tokenizer_loss(frames, audio)
         else:
             windows = sample_windows(self.lengths, eps, self.cfg.model.dynamics.window, 32, self.tc.seed + 7, 0)
-            _, logs = self.model.dynamics_loss(cache.gather(windows, self.cfg.model.dynamics.window))
+            _, logs = self.model.dynamics_loss(cache.gather(windows, self.cfg.model.dynamics.window),
+                                               memory=self._memory(cache, windows, 10**9))
         self.model.train()
         return {"stage": stage, "global_step": self.state["global_step"], **{f"val/{k}": v for k, v in logs.items()}}
 
