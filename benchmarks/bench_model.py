@@ -40,11 +40,6 @@ def measure(batch: int, steps: int, threads: int) -> dict:
     world = make_world("bounce")
     model = WorldModel(tiny(world.spec).model)
     ctx = {k: np.repeat(v, batch, 0) for k, v in _context(world, 4).items()}
-    video = model.videos[0].key
-    if model.n_obj:  # a palette as training would learn it, so the object slots and their pair head do their work
-        from genworld.models.normalizer import compute_stats
-
-        model.norm.set_stats(compute_stats(world.spec, {video: [_context(world, 32)[video][0]]}, model.n_obj))
     session = WorldSession(model)
     session.reset(ctx)
     rng = np.random.default_rng(0)

@@ -34,6 +34,9 @@ def main() -> int:
         mod = importlib.util.module_from_spec(spec)
         assert spec.loader is not None
         spec.loader.exec_module(mod)
+        if getattr(mod, "OPT_IN", False) and name not in args.names:
+            print(f"== {name}: skipped (it takes hours; run it by name: python benchmarks/run.py {name})", flush=True)
+            continue
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         try:

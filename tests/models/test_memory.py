@@ -111,7 +111,7 @@ def test_a_session_with_the_canvas_keeps_still_patches_exactly_and_one_without_r
         levels = model.cfg.image.levels
         head = model.out["observation__images__top"]
         bias = torch.full((head.out_features // sum(levels), sum(levels)), -10.0)
-        for c, lv in enumerate(levels):
+        for c in range(len(levels)):
             bias[:, sum(levels[:c]) + int(common[c])] = 10.0
         with torch.no_grad():
             head.weight.zero_()

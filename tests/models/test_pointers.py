@@ -26,7 +26,7 @@ def test_a_pointer_learns_which_token_holds_the_position_in_proprio() -> None:
     """Proprio carries an (x, y) in the image; after training the pointer and its MLP (and a linear read of each
     token), the token that holds the point is found at new points: a plain token embedding cannot know it."""
     torch.manual_seed(0)
-    model = small_model(proprio_pointers=1, object_slots=0)
+    model = small_model(proprio_pointers=1)
     g = model.groups["observation.images.top"]
     torch.manual_seed(0)  # the read-out's start, whatever the model's construction drew before it
     read = torch.nn.Linear(model.cfg.dynamics.dim, 1)
@@ -55,7 +55,7 @@ def test_a_pointer_learns_which_token_holds_the_position_in_proprio() -> None:
 
 
 def test_pointers_change_image_embeddings_only_through_proprio() -> None:
-    model = small_model(proprio_pointers=1, object_slots=0)  # slots read the pointer's velocity: step 3 too
+    model = small_model(proprio_pointers=1)
     with torch.no_grad():
         model.pointer.weight.normal_()
     tokens = model.tokenize(batch_of(model, 2, 4))

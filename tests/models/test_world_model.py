@@ -14,30 +14,20 @@ from genworld.models.config import WorldModelConfig
 from genworld.models.dynamics import DynamicsConfig
 from genworld.models.fsq import FSQ
 from genworld.models.grouping import CodeGroups
-from genworld.models.objects import OBJECTS
 from genworld.models.sampling import decode_step, sample_step
 from genworld.train.config import tiny
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
-VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0}, "conv": {"video_conv": 16, "video_copy": False},
-            "delta+regress": {"video_delta": True, "video_regress": 1.0}, "contact reader": {"contact_reader": 8},
-            "pointers": {"proprio_pointers": 2}, "proprio residual": {"proprio_residual": True},
-            "local": {"video_local": 8, "video_regress": 1.0, "proprio_pointers": 1},
-            "objects": {"object_slots": 3, "proprio_pointers": 1}}
+VARIANTS = {"linear": {"video_delta": False, "video_regress": 0.0},
+            "delta+regress": {"video_delta": True, "video_regress": 1.0}, "pointers": {"proprio_pointers": 2}}
 
 
-def small_model(discrete: bool = False, window: int = 6, video_conv: int = 0, **extra) -> WorldModel:
+def small_model(discrete: bool = False, window: int = 6, **extra) -> WorldModel:
     """A tiny-preset model with a shallow transformer (fast enough for unit tests)."""
     torch.manual_seed(0)
     cfg = tiny(synthetic_spec(discrete_action=discrete)).model
-    cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window), video_conv=video_conv,
-                  **extra)
-    model = WorldModel(cfg).eval()
-    if model.n_obj:  # slots for the synthetic world's square and (so that there is a pair) its background
-        model.norm.set_stats({OBJECTS: {"palette": [[0, 0, 0], [240, 80, 40], [30, 30, 30]], "count": 2}})
-        for head in [*model.pair_heads.values(), *model.edge_heads.values()]:  # start at zero; random here
-            torch.nn.init.normal_(head[-1].weight, std=0.1)  # so that the tests see them work
-    return model
+    cfg = replace(cfg, dynamics=DynamicsConfig(dim=64, depth=2, heads=4, window=window), **extra)
+    return WorldModel(cfg).eval()
 
 
 def batch_of(model: WorldModel, B: int = 2, T: int = 5, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -209,31 +199,6 @@ def test_greedy_frames_decode_expected_or_regressed_values_while_fed_back_codes_
     expect = (tok.decode(mean).clamp(0, 1) * 255).round().to(torch.uint8)
     assert torch.equal(frames, expect)
     assert MEAN_SUFFIX not in "".join(sample_step(model, pred, temperature=1.0, gen=torch.Generator()).keys())
-
-
-def test_the_local_path_starts_as_the_model_without_it_and_then_shapes_every_code() -> None:
-    model = small_model(video_local=8, video_regress=1.0, proprio_pointers=1)
-    key = "observation.images.top"
-    tokens = model.tokenize(batch_of(model, 2, 4))
-    with torch.no_grad():
-        with_path = model(tokens)
-        local, model.local = model.local, None
-        without = model(tokens)
-        model.local = local
-        for k in with_path:  # its last convolution starts at zero
-            assert torch.equal(with_path[k], without[k]), k
-        for q in model.local["head"][-1].parameters():
-            q.normal_(0, 0.1)
-        changed = model(tokens)
-    moved = (changed[key] - without[key]).abs().amax(-1)  # (B, T, n_codes)
-    assert (moved > 0).all()  # every code position gets its own correction
-    assert not torch.allclose(changed[key + "#values"], without[key + "#values"])
-    assert torch.equal(changed["observation.state"], without["observation.state"])  # the path only touches the frames
-
-
-def test_the_local_path_refuses_the_conv_token_path() -> None:
-    with pytest.raises(ValueError, match="video_local=8 needs the linear token path"):
-        small_model(video_local=8, video_conv=16)
 
 
 def test_a_sure_contact_presses_at_least_the_contact_threshold_and_the_force_head_learns_only_contacts() -> None:

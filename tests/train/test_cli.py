@@ -85,19 +85,19 @@ def test_set_changes_one_setting_of_the_preset_and_names_what_is_wrong(tmp_path,
     from genworld.train.config import set_options, tiny
 
     spec = synthetic_spec(size=32, samples=200)
-    cfg = set_options(tiny(spec), ["model.video_local=8", "model.dynamics.window=6", "train.lr_dyn=2e-3",
+    cfg = set_options(tiny(spec), ["model.flow_width=8", "model.dynamics.window=6", "train.lr_dyn=2e-3",
                                    "model.loss_weights.touch=5", "model.image.levels=[8,8,5,5]", "train.max_minutes=2",
                                    "train.device=cpu"])
     m, t = cfg.model, cfg.train
-    assert (m.video_local, m.dynamics.window, t.lr_dyn, m.loss_weights["touch"]) == (8, 6, 2e-3, 5.0)
+    assert (m.flow_width, m.dynamics.window, t.lr_dyn, m.loss_weights["touch"]) == (8, 6, 2e-3, 5.0)
     assert m.image.levels == (8, 8, 5, 5) and t.max_minutes == 2 and t.device == "cpu"
-    assert tiny(spec).model.video_local == 0  # the preset itself is untouched
+    assert tiny(spec).model.flow_width == 0  # the preset itself is untouched
     assert isinstance(set_options(tiny(spec), ["train.lr_dyn=1"]).train.lr_dyn, float)
-    for bad, words in [("model.video_locl=8", ["unknown key 'video_locl'", "video_local"]),
-                       ("modle.video_local=8", ["no section 'modle'", "model"]),
-                       ("model.video_local=8.5", ["expected a value like 0 (int)", "float"]),
+    for bad, words in [("model.flow_widht=8", ["unknown key 'flow_widht'", "flow_width"]),
+                       ("modle.flow_width=8", ["no section 'modle'", "model"]),
+                       ("model.flow_width=8.5", ["expected a value like 0 (int)", "float"]),
                        ("model.video_delta=1", ["(bool)"]),
-                       ("model.video_local", ["expected KEY=VALUE"]),
+                       ("model.flow_width", ["expected KEY=VALUE"]),
                        ("model.spec.fps=3", ["cannot be changed"]), ("format_version=9", ["cannot be changed"])]:
         with pytest.raises(ValueError) as e:
             set_options(tiny(spec), [bad])
@@ -105,10 +105,10 @@ def test_set_changes_one_setting_of_the_preset_and_names_what_is_wrong(tmp_path,
     # through the command line: the run's config.json records the change, and a resumed run refuses it
     run = tmp_path / "run"
     assert main(["train", "--data", str(dataset), "--out", str(run), "--max-steps", "4", "--batch-size", "4",
-                 "--no-progress", "--set", "model.video_local=4", "--set", "model.dynamics.window=5"]) == 0
+                 "--no-progress", "--set", "model.flow_width=4", "--set", "model.dynamics.window=5"]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["model"]["video_local"] == 4 and cfg["model"]["dynamics"]["window"] == 5
-    assert main(["train", "--data", str(dataset), "--out", str(run), "--resume", "--set", "model.video_local=8"]) == 1
+    assert cfg["model"]["flow_width"] == 4 and cfg["model"]["dynamics"]["window"] == 5
+    assert main(["train", "--data", str(dataset), "--out", str(run), "--resume", "--set", "model.flow_width=8"]) == 1
     assert "keeps the settings" in capsys.readouterr().err
     assert main(["train", "--data", str(dataset), "--out", str(tmp_path / "r2"), "--set", "train.lr_dyn=fast"]) == 1
     assert "--set train.lr_dyn=fast" in capsys.readouterr().err

@@ -11,10 +11,11 @@ import torch
 from safetensors.torch import load_file
 
 from genworld.train.checkpoint import latest_checkpoint, load_checkpoint
+from genworld.train.config import read_run_config
 from genworld.train.data import check_compatible, from_episodes
 from genworld.train.distributed import DistInfo
 from genworld.train.logger import Logger
-from genworld.train.run import read_run_config, train_run
+from genworld.train.run import train_run
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
 
 

@@ -32,7 +32,6 @@ class WorldModelConfig:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
     video_patch: int = 4  # p x p image codes per transformer token
-    video_conv: int = 0  # channels of a conv stem/head on the image code grid (0: linear in and out; see docs/model.md)
     audio_slots: int = 1  # transformer tokens per audio chunk (its codes split evenly)
     video_delta: bool = False  # add an embedding of each image token's change since the previous step
     video_regress: float = 0.0  # weight of an extra head regressing the next step's code values (MSE); >0: frames decode it
@@ -40,11 +39,6 @@ class WorldModelConfig:
     contact_threshold: float = 0.5  # a taxel is in contact when its predicted contact probability exceeds this
     contact_pos_weight: float = 1.0  # weight of contact (positive) taxels in the contact loss; contacts are rare
     proprio_pointers: int = 0  # P points read linearly off proprio; each first-camera token's embedding gets its offsets to them
-    proprio_residual: bool = False  # proprio heads predict the change from the current step, in units of its std
-    video_local: int = 0  # channels of a local conv path on the first camera's code grid, skip-connected to its heads (0: none)
-    object_slots: int = 0  # K: slots of the first camera's K most common colours besides the background (models/objects.py; 0: none)
-    object_edges: bool = False  # the slots' contact heads also read each slot's rim gaps to the frame's edges (walls)
-    object_render: int = 0  # width of a renderer that draws the slots' predicted next state onto the first camera's code grid (0: none)
     memory: bool = False  # every step also sees one real step from earlier in the episode (models/dynamics.py)
     self_forcing: float = 0.0  # share of training windows whose context is the model's own one-step predictions
     video_copy: bool = False  # image heads relative to the current codes: a copy bias, regressed changes, a change gate
@@ -53,11 +47,8 @@ class WorldModelConfig:
     flow_batch: int = 16  # frames per training step it learns from
     canvas: bool = False  # rollouts redraw only the code patches that changed; the rest keeps the previous frame's pixels
     changed_code_weight: float = 3.0  # extra loss weight of codes that differ from the previous step's
-    contact_reader: int = 0  # channels of a convolutional contact reader on the image code grid (0: none; models/contact_reader.py)
-    contact_reader_samples: int = 64  # steps per training batch the reader learns from (the last steps of each window)
-    contact_reader_mix: float = 0.5  # share of training windows whose codes the reader reads are the dynamics' own predictions
     loss_weights: dict[str, float] = field(default_factory=lambda: {
-        "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0, "objects": 1.0})
+        "video": 1.0, "audio": 0.5, "touch": 1.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
 
 
 def to_dict(cfg: Any) -> Any:

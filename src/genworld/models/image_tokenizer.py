@@ -1,7 +1,7 @@
 """Image tokenizer: a small convolutional autoencoder with FSQ codes on a spatial grid.
 
 A (H, W, 3) frame becomes an (H/f, W/f) grid of FSQ codes, f = 4 * 2^(len(channels) - 1): 16x16 for
-64x64 with one stage. (An 8x8 grid, two stages, stalled at the mean frame, ~15 dB, on bounce; 16x16
+64x64 with one stage. (An 8x8 grid, two stages, stalled at the mean frame, ~15 dB, on a world of moving discs; 16x16
 reaches ~28 dB in 90 s on 2 cores.) Frames
 whose sides are not multiples of 2^n are padded by replication and cropped after decoding.
 """
@@ -62,7 +62,7 @@ class ImageTokenizer(nn.Module):
         if cfg.local:
             # Each code sees only its own f x f patch, so a patch whose pixels do not change keeps its code.
             # With wider receptive fields, a moving disc changed the codes of its whole neighbourhood (40%
-            # of bounce codes changed per step instead of 8%) and the dynamics had to learn that mixing.
+            # of a disc world's codes changed per step instead of 8%) and the dynamics had to learn that mixing.
             f = cfg.factor
             enc = [nn.Conv2d(c_in, ch[-1], f, stride=f), nn.GELU(), nn.Conv2d(ch[-1], ch[-1], 1), nn.GELU(),
                    nn.Conv2d(ch[-1], self.fsq.dim, 1)]

@@ -61,6 +61,10 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         tok = model.image_tok[m.key.replace(".", "__")]
         if flow and m.key.replace(".", "__") in model.flow and m.key + "#now" in pred:
             idx, vals = model.sample_codes(pred, m.key, gen)
+            if m.key + "#change" in pred:  # the change gate holds for the sampler's draw too (see below)
+                keep = (torch.sigmoid(pred[m.key + "#change"]) <= 0.5)[..., None]
+                idx = torch.where(keep, pred[m.key + "#cur"], idx)
+                vals = tok.fsq.values(idx)
             tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
             tokens[m.key + MEAN_SUFFIX] = vals.view(vals.shape[0], 1, *tok.cfg.grid, vals.shape[-1])
             continue
@@ -94,13 +98,6 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         tokens[m.key] = (torch.maximum(out[:, :n], floor) * on)[:, None]
     for m in model.proprios:
         tokens[m.key] = pred[m.key][:, 0][:, None]
-    if model.n_obj:  # the slots' predicted state, fed back as it is (models/objects.py)
-        from genworld.models.objects import OBJECTS
-
-        o = pred[OBJECTS]  # (B, K, 4)
-        p = o[..., :1]
-        on = ((torch.rand(p.shape, generator=gen) < p) if temperature > 0 else (p > 0.5)).float()
-        tokens[OBJECTS] = torch.cat([on, o[..., 1:3].clamp(-1.5, 1.5) * on, o[..., 3:].clamp(0, 8) * on], -1)[:, None]
     if model.reward_key:
         tokens[model.reward_key] = pred[model.reward_key][:, None]
     if model.done_key:

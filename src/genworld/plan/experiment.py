@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from genworld.plan.planner import PlannerConfig
-from genworld.plan.runner import run_mode, sim_session_for, summarise
+from genworld.plan.runner import run_mode, sim_session_for, summarise, world_like
 from genworld.plan.tasks import make_task
 from genworld.plan.video import tile, write_mp4
 
@@ -54,29 +54,6 @@ def load_model(run_dir: str):  # -> WorldSession
         raise RuntimeError("planning in a model needs genworld.rollout.session.WorldSession, which this "
                            "install lacks; plan in the simulator only with --world NAME and no --run") from e
     return WorldSession.load(run_dir)
-
-
-def world_like(name: str, config: dict | None = None):  # -> World
-    """The world `name`, with the scalar settings of `config` (a model's `spec.config`) where they differ
-    from the defaults, so episodes run in the world the model was trained on."""
-    from genworld.worlds.base import make_world
-
-    world = make_world(name)
-    if not config:
-        return world
-    default = world.spec.config
-    scalar = (int, float, bool, str, type(None))
-    over = {k: v for k, v in config.items()
-            if k in default and isinstance(v, scalar) and isinstance(default[k], scalar) and v != default[k]}
-    if config.get("occluder") and not default.get("occluder"):
-        over["occluder"] = True  # bounce's spec.config holds the occluder's rectangle, its config a bool
-    if not over:
-        return world
-    world.close()
-    try:
-        return make_world(name, **over)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"cannot rebuild world {name!r} with the run's settings {over}: {e}") from e
 
 
 def read_goal_image(path: str, world):  # -> np.ndarray (H, W, 3) uint8

@@ -149,11 +149,32 @@ def run_mode(
     return out
 
 
+def world_like(name: str, config: dict | None = None):  # -> World
+    """The world `name`, with the scalar settings of `config` (a model's `spec.config`) where they differ
+    from the defaults, so episodes run in the world the model was trained on."""
+    from genworld.worlds.base import make_world
+
+    world = make_world(name)
+    if not config:
+        return world
+    default = world.spec.config
+    scalar = (int, float, bool, str, type(None))
+    over = {k: v for k, v in config.items()
+            if k in default and isinstance(v, scalar) and isinstance(default[k], scalar) and v != default[k]}
+    if config.get("occluder") and not default.get("occluder"):
+        over["occluder"] = True  # bounce's spec.config holds the occluder's rectangle, its config a bool
+    if not over:
+        return world
+    world.close()
+    try:
+        return make_world(name, **over)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"cannot rebuild world {name!r} with the run's settings {over}: {e}") from e
+
+
 def sim_session_for(world: World) -> Session:
     """A SimSession over copies of `world` (same settings), started at its current state; for tabletop,
     its physics without rendering (`TabletopPhysics`: the tabletop task plans from true positions)."""
-    from genworld.plan.experiment import world_like
-
     if world.spec.name == "tabletop":
         from genworld.plan.tabletop import TabletopPhysics
 

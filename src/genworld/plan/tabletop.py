@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from genworld.plan.episode import Episode, TaskError
 from genworld.plan.goals import GoalError, ObjectTracker, PushCost, palette_centroids, video_key
-from genworld.plan.tasks import Episode, TaskError
 from genworld.rollout.sim import SimSessionError
 from genworld.worlds.base import World
 from genworld.worlds.tabletop.scene import SHAPE_IDS

@@ -8,11 +8,12 @@ colour_id, visible, exists, material_id in pixels, row 0 the agent (docs/archite
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from genworld.plan.episode import Episode, TaskError
 from genworld.plan.goals import (
     GoalError,
     LatentGoalCost,
@@ -30,23 +31,6 @@ from genworld.plan.rollout import StepCost
 from genworld.worlds.base import World
 
 X, Y, R, COLOUR, VISIBLE, EXISTS = 0, 1, 4, 6, 7, 8
-
-
-class TaskError(ValueError):
-    """The task does not exist for this world, or the world lacks what the task needs."""
-
-
-@dataclass
-class Episode:
-    """One set-up episode: the chosen object, the target and the first observation."""
-
-    seed: int
-    obj: int  # row of gt.objects
-    target: np.ndarray  # (2,) pixels
-    radius: float  # success radius around the target, pixels
-    obs: dict[str, np.ndarray]
-    info: dict[str, Any] = field(default_factory=dict)
-    contact_run: int = 0  # consecutive steps in contact (touch task)
 
 
 @dataclass

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 
 from genworld.models import WorldModel
-from genworld.models.objects import OBJECTS
-from genworld.models.sampling import MEAN_SUFFIX, compose_on_canvas, decode_step, sample_step
+from genworld.models.sampling import compose_on_canvas, decode_step, sample_step
 from genworld.spec import WorldSpec
 
 ACTION_TOLERANCE = 1e-3  # continuous actions may exceed [low, high] by this much (float round-off)
@@ -38,8 +37,6 @@ class WorldSession:
         self.gen = torch.Generator().manual_seed(seed)
         self.contexts = contexts or {}
         self.obs_keys = [m.key for m in model.videos + model.audios + model.touches + model.proprios]
-        # What a step carries forward: the observations' tokens, and the object slots where the model has them.
-        self.state_keys = self.obs_keys + ([OBJECTS] if model.n_obj else [])
         self._cache: Any = None
         self._pending: dict[str, torch.Tensor] | None = None  # tokens (B, 1, ...) of the latest step, no action
         self._prev: dict[str, torch.Tensor] | None = None  # tokens of the step before it (motion cue), or None
@@ -55,7 +52,7 @@ class WorldSession:
         from safetensors.torch import load_file
 
         from genworld.train.checkpoint import latest_checkpoint, load_checkpoint, load_model_weights
-        from genworld.train.run import read_run_config
+        from genworld.train.config import read_run_config
 
         run_dir = Path(run_dir)
         cfg = read_run_config(run_dir)
@@ -132,9 +129,9 @@ class WorldSession:
         for t in range(C - 1):
             one = {k: v[:, t: t + 1] for k, v in tokens.items()}
             _, self._cache = self.model.step(one, self._t, self._cache, self._prev, self._memory)
-            self._prev = {k: one[k] for k in self.state_keys}
+            self._prev = {k: one[k] for k in self.obs_keys}
             self._t += 1
-        self._pending = {k: tokens[k][:, C - 1: C] for k in self.state_keys}
+        self._pending = {k: tokens[k][:, C - 1: C] for k in self.obs_keys}
         self._canvas = {m.key: ctx[m.key][:, -1].to(torch.uint8) for m in self.model.videos} if self.model.cfg.canvas else {}
         return {k: np.array(context[k])[:, -1] for k in self.obs_keys}  # copies: never alias the caller's data
 
@@ -168,8 +165,7 @@ class WorldSession:
         nxt = sample_step(self.model, pred, self.temperature, self.top_k, self.gen)
         self._t += 1
         self._prev = self._pending
-        # The expected code values stay with the codes: a contact reader reads them (WorldModel.code_values).
-        self._pending = {k: v for k, v in nxt.items() if k in self.state_keys or k.endswith(MEAN_SUFFIX)}
+        self._pending = {k: v for k, v in nxt.items() if k in self.obs_keys}  # what the next step reads
         obs = decode_step(self.model, nxt)
         for k, before in self._canvas.items():
             obs[k] = self._canvas[k] = compose_on_canvas(self.model, k, obs[k], before, self._prev[k], nxt[k])
@@ -186,10 +182,9 @@ class WorldSession:
         real[self.spec.action.key] = torch.zeros((B, 1) if self.spec.action.discrete else (B, 1, *self.spec.action.shape))
         tokens = self.model.tokenize(real)
         for k in keys:
-            self._pending.pop(k + MEAN_SUFFIX, None)
             if k in self._canvas:
                 self._canvas[k] = real[k][:, 0].to(torch.uint8)
-        self._pending.update({k: tokens[k] for k in keys + ([OBJECTS] if OBJECTS in tokens else [])})
+        self._pending.update({k: tokens[k] for k in keys})
 
     def snapshot(self) -> dict[str, Any]:
         """The session's state (tensors are never modified in place, so references suffice)."""
@@ -231,7 +226,7 @@ class WorldSession:
         B = real[self.obs_keys[0]].shape[0]
         real[self.spec.action.key] = torch.zeros((B, 1) if self.spec.action.discrete else (B, 1, *self.spec.action.shape))
         tokens = self.model.tokenize(real)
-        return self._latent_of({k: tokens[k] for k in self.state_keys})
+        return self._latent_of({k: tokens[k] for k in self.obs_keys})
 
     def _latent_of(self, pending: dict[str, torch.Tensor]) -> np.ndarray:
         B = next(iter(pending.values())).shape[0]

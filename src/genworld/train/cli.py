@@ -23,7 +23,7 @@ Stage 1 fits the tokenizers, stage 2 the dynamics transformer on tokens cached o
     p.add_argument("--seed", type=int, help="seed for the split, sampling and init (default 0)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="change one setting of the preset (repeatable), KEY a dotted path into config.json, VALUE "
-                        "JSON: e.g. --set model.video_local=16 --set model.dynamics.window=6 --set train.lr_dyn=2e-3 "
+                        "JSON: e.g. --set model.flow_width=32 --set model.dynamics.window=6 --set train.lr_dyn=2e-3 "
                         "(options: docs/model.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -58,10 +58,10 @@ def apply_overrides(cfg, args: argparse.Namespace):  # noqa: ANN001 - RunConfig,
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from genworld.train.config import preset, set_options
+    from genworld.train.config import preset, read_run_config, set_options
     from genworld.train.data import load_dataset
     from genworld.train.distributed import init_distributed
-    from genworld.train.run import read_run_config, train_run
+    from genworld.train.run import train_run
 
     store = load_dataset(args.data)
     out = Path(args.out)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from genworld.models.audio_tokenizer import AudioTokenizerConfig
@@ -26,7 +27,6 @@ class TrainConfig:
     tok_fraction: float = 0.3  # share of a --max-steps / --max-minutes budget given to stage 1
     tok_batch_size: int = 32  # frames per tokenizer step
     batch_size: int = 16  # windows per dynamics step (global, split across ranks)
-    pair_batch: int = 0  # extra (prev, now, next) slot triples per step that only the slots' contact heads learn from
     lr_tok: float = 2e-3
     lr_dyn: float = 1e-3
     weight_decay: float = 0.01
@@ -60,15 +60,49 @@ class RunConfig:
         if d.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{where}: run format version {d.get('format_version')} is not supported by this "
                              f"genworld (expects {FORMAT_VERSION}); retrain with this version")
-        return from_dict(cls, d, where)
+        return from_dict(cls, _without_retired(d, where), where)
+
+
+# Options measured and removed (docs/experiments.md), with the value that meant off (None: any value, they did
+# nothing without another one on). A run saved with them off loads as if they had never been there.
+RETIRED: dict[str, Any] = {
+    "model.video_conv": 0, "model.video_local": 0, "model.proprio_residual": False, "model.contact_reader": 0,
+    "model.object_slots": 0, "model.object_edges": None, "model.object_render": None,
+    "model.contact_reader_samples": None, "model.contact_reader_mix": None, "train.pair_batch": None}
+
+
+def _without_retired(d: dict[str, Any], where: str) -> dict[str, Any]:
+    """`d` (a saved RunConfig) without the retired options; one that was on is an error."""
+    d = dict(d)
+    for dotted, off in RETIRED.items():
+        section, key = dotted.split(".")
+        part = d.get(section)
+        if not isinstance(part, dict) or key not in part:
+            continue
+        if off is not None and part[key] != off:
+            raise ValueError(f"{where}: {dotted}={json.dumps(part[key])} was an experiment that has been removed "
+                             "from genworld (docs/experiments.md); this run cannot be rebuilt by this version")
+        d[section] = {k: v for k, v in part.items() if k != key}
+    return d
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The RunConfig saved in a run directory, with a clear error if absent or unreadable."""
+    path = Path(run_dir) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir}: no config.json; is this a genworld run directory (genworld train --out)?")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not valid JSON ({e})") from e
+    return RunConfig.from_json_dict(d, str(path))
 
 
 def _recipe(spec: WorldSpec) -> dict[str, Any]:
     """What every preset shares, whatever its size: the world's spec and the recipe of the model."""
     return dict(spec=spec.to_json(), video_delta=True, video_regress=1.0, decode_expectation=True,
                 proprio_pointers=1, memory=True, self_forcing=0.5, canvas=True, video_copy=True,
-                loss_weights={"video": 1.0, "audio": 0.5, "touch": 3.0, "proprio": 1.0, "reward": 1.0, "done": 1.0,
-                              "objects": 1.0})
+                loss_weights={"video": 1.0, "audio": 0.5, "touch": 3.0, "proprio": 1.0, "reward": 1.0, "done": 1.0})
 
 
 def tiny(spec: WorldSpec) -> RunConfig:
@@ -113,7 +147,7 @@ FIXED = {"format_version", "preset", "model.spec"}  # what --set may not change:
 
 
 def set_options(cfg: RunConfig, items: list[str]) -> RunConfig:
-    """A copy of `cfg` with `KEY=VALUE` settings applied, KEY a dotted path ("model.video_local",
+    """A copy of `cfg` with `KEY=VALUE` settings applied, KEY a dotted path ("model.flow_width",
     "train.lr_dyn", "model.loss_weights.touch") and VALUE JSON (bare words are strings). Each value must
     have the type of the one it replaces (an int where a float is expected is fine); an unknown key is an
     error that lists the known ones at that level."""
@@ -122,7 +156,7 @@ def set_options(cfg: RunConfig, items: list[str]) -> RunConfig:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.video_local=16")
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. --set model.flow_width=32")
         if key in FIXED or key.startswith("model.spec."):
             raise ValueError(f"--set {key}: cannot be changed (it is the {'data' if key.startswith('model.spec') else 'run'}'s)")
         try:

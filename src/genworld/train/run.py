@@ -22,18 +22,6 @@ from genworld.train.logger import Logger
 from genworld.train.trainer import Trainer
 
 
-def read_run_config(run_dir: Path) -> RunConfig:
-    """The RunConfig saved in a run directory, with a clear error if absent or unreadable."""
-    path = Path(run_dir) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir}: no config.json; is this a genworld run directory (genworld train --out)?")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e})") from e
-    return RunConfig.from_json_dict(d, str(path))
-
-
 def write_contexts(path: Path, store: EpisodeStore, episodes: list[int], length: int, n: int, seed: int) -> None:
     """Save n real windows {key: (n, length, *shape)} from `episodes` for dataset-free sessions."""
     rng = np.random.default_rng(seed)
@@ -97,8 +85,7 @@ def train_run(cfg: RunConfig, store: EpisodeStore, run_dir: Path, resume: bool, 
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
     else:
-        stats = compute_stats(spec, {k: [v[i] for i in split[0]] for k, v in store.arrays.items()},
-                              object_slots=cfg.model.object_slots)
+        stats = compute_stats(spec, {k: [v[i] for i in split[0]] for k, v in store.arrays.items()})
     if dist.is_main:
         atomic_write_text(run_dir / "config.json", cfg.to_json())
         atomic_write_text(run_dir / "spec.json", spec.dumps())

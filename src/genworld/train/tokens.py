@@ -44,11 +44,10 @@ class TokenCache:
         model.train(was)
         return cls({k: torch.cat(v) for k, v in parts.items()}, offsets)
 
-    def gather(self, windows: list[tuple[int, int]], length: int, keys: list[str] | None = None
-               ) -> dict[str, torch.Tensor]:
-        """(episode, start) windows of `length` steps -> {key: (B, length, ...)}, of every key or only `keys`."""
+    def gather(self, windows: list[tuple[int, int]], length: int) -> dict[str, torch.Tensor]:
+        """(episode, start) windows of `length` steps -> {key: (B, length, ...)}."""
         if not windows:
             raise ValueError("no windows to gather")
         starts = np.array([self.offsets[e] + s for e, s in windows])
         idx = torch.as_tensor(starts[:, None] + np.arange(length)[None])  # (B, L)
-        return {k: v[idx.to(v.device)].to(self.dtypes[k]) for k, v in self.tokens.items() if keys is None or k in keys}
+        return {k: v[idx.to(v.device)].to(self.dtypes[k]) for k, v in self.tokens.items()}

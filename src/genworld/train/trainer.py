@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from genworld.models import WorldModel
-from genworld.models.objects import OBJECTS
 from genworld.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -150,14 +149,6 @@ class Trainer:
         return frames, audio
 
     # ---- loops -------------------------------------------------------------------------------
-    def _pair_batch(self, cache: TokenCache, step: int) -> dict[str, torch.Tensor] | None:
-        """Extra windows of 3 steps (object slots and touch) for the slots' contact heads, or None (`pair_batch`)."""
-        pb = self.tc.pair_batch
-        if pb <= 0 or not len(self.model.pair_heads):
-            return None
-        windows = sample_windows(self.lengths, self.train_eps, 3, pb, self.tc.seed + 1, step)
-        return cache.gather(windows[self._rows(pb)], 3, keys=[OBJECTS] + [m.key for m in self.model.touches])
-
     def _memory(self, cache: TokenCache, windows: list[tuple[int, int]], step: int) -> dict[str, torch.Tensor] | None:
         """The memory step of each window (tokens (B, 1, ...)) for a model with `memory`, else None."""
         if not self.cfg.model.memory:
@@ -186,8 +177,6 @@ class Trainer:
                     tokens = cache.gather(windows[self._rows(gb)], window)
                     gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + step)
                     loss, logs = self.net(tokens, gen, rows=self._rows(gb), global_batch=gb,
-                                          pairs=self._pair_batch(cache, step), pair_rows=self._rows(self.tc.pair_batch),
-                                          pair_batch=self.tc.pair_batch,
                                           memory=self._memory(cache, windows[self._rows(gb)], step))
             if not torch.isfinite(loss):
                 raise RuntimeError(f"stage {stage} step {step}: loss is {loss.item()}; lower the learning rate "

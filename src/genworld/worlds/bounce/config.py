@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from genworld.spec import Modality, WorldSpec
 from genworld.worlds.sound import MATERIALS
@@ -41,6 +44,12 @@ GT_COLUMNS: tuple[str, ...] = (
 DISCRETE_ACTIONS: tuple[str, ...] = (
     "none", "up", "down", "left", "right", "up-left", "up-right", "down-left", "down-right",
 )
+_D = 1 / math.sqrt(2)
+# Force direction of each discrete action (x right, y down: "up" is -y).
+DISCRETE_FORCES = np.array(
+    [(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-_D, -_D), (_D, -_D), (-_D, _D), (_D, _D)], np.float64
+)
+assert len(DISCRETE_FORCES) == len(DISCRETE_ACTIONS)
 N_TAXELS = 8
 
 

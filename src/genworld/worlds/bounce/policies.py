@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genworld.worlds.bounce.config import BounceConfig
+from genworld.worlds.bounce.config import DISCRETE_FORCES, BounceConfig
 
 POLICIES: tuple[str, ...] = ("random", "persistent", "seek", "mixed")
 MIXED_WEIGHTS: dict[str, float] = {"random": 0.2, "persistent": 0.35, "seek": 0.45}
@@ -17,8 +17,6 @@ MIXED_WEIGHTS: dict[str, float] = {"random": 0.2, "persistent": 0.35, "seek": 0.
 
 def to_discrete(force: np.ndarray) -> np.ndarray:
     """The discrete action (index into DISCRETE_ACTIONS) nearest to a force in [-1, 1]^2."""
-    from genworld.worlds.bounce.world import DISCRETE_FORCES
-
     f = np.asarray(force, np.float64)
     if np.hypot(*f) < 0.3:
         return np.asarray(0, np.int64)

@@ -19,6 +19,7 @@ from genworld.worlds.base import Policy
 from genworld.worlds.bounce.config import (
     AGENT_COLOUR_ID,
     DISCRETE_ACTIONS,
+    DISCRETE_FORCES,
     GT_COLUMNS,
     MATERIAL_NAMES,
     N_TAXELS,
@@ -31,13 +32,6 @@ from genworld.worlds.bounce.config import (
 from genworld.worlds.bounce.physics import WALL, Bodies, Physics, pair_table
 from genworld.worlds.bounce.render import Painter, visible
 from genworld.worlds.sound import MATERIALS, ImpactSynth
-
-_D = 1 / math.sqrt(2)
-# Force direction of each discrete action (x right, y down: "up" is -y).
-DISCRETE_FORCES = np.array(
-    [(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-_D, -_D), (_D, -_D), (-_D, _D), (_D, _D)], np.float64
-)
-assert len(DISCRETE_FORCES) == len(DISCRETE_ACTIONS)
 
 
 class BounceWorld:
