@@ -59,8 +59,16 @@ def test_contact_thresholds_are_calibrated_on_training_episodes_and_applied_by_s
         q = open_loop(session, store, split["train"], context=cal[k]["context"], horizon=4, stride=8,
                       touch_threshold={k: stats[k]["threshold"]})
         assert q[f"{k}/contact_f1_h1_4"] == pytest.approx(cal[k]["f1"])
+    change = json.loads((run / "calibration.json").read_text())["change"]
+    video = [m.key for m in store.spec.of_kind("video")]
+    assert set(change) == set(video) and session.model.change_p == {k: change[k]["change_p"] for k in video}
+    for k in video:  # the change threshold is the best of its grid by the frames' PSNR, and sessions reproduce it
+        assert change[k]["psnr"] >= change[k]["psnr_at_0.5"]
+        q = open_loop(session, store, split["train"], context=change[k]["context"], horizon=change[k]["horizon"],
+                      stride=8)
+        assert float(np.mean(q[f"{k}/psnr"])) == pytest.approx(change[k]["psnr"])
     (run / "calibration.json").write_text('{"contact": {"observation.tactile.x": {"contact_p": 0.2}}}')
-    with pytest.raises(ValueError, match="touch keys this model lacks"):
+    with pytest.raises(ValueError, match="keys this model lacks"):
         WorldSession.load(run)
     (run / "calibration.json").write_text('{"contact": [1, 2')
     with pytest.raises(ValueError, match="calibration.json is corrupt"):

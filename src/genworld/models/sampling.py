@@ -62,7 +62,7 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         if flow and m.key.replace(".", "__") in model.flow and m.key + "#now" in pred:
             idx, vals = model.sample_codes(pred, m.key, gen)
             if m.key + "#change" in pred:  # the change gate holds for the sampler's draw too (see below)
-                keep = (torch.sigmoid(pred[m.key + "#change"]) <= 0.5)[..., None]
+                keep = (torch.sigmoid(pred[m.key + "#change"]) <= model.change_p.get(m.key, 0.5))[..., None]
                 idx = torch.where(keep, pred[m.key + "#cur"], idx)
                 vals = tok.fsq.values(idx)
             tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
@@ -72,7 +72,8 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         keep = None
         if m.key + "#change" in pred:  # a code changes only where the model gives that better odds than not
             p = torch.sigmoid(pred[m.key + "#change"])
-            keep = ((torch.rand(p.shape, generator=gen) >= p) if temperature > 0 else (p <= 0.5))[..., None]
+            thr = model.change_p.get(m.key, 0.5)
+            keep = ((torch.rand(p.shape, generator=gen) >= p) if temperature > 0 else (p <= thr))[..., None]
             idx = torch.where(keep, pred[m.key + "#cur"], idx)
         tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
         if temperature <= 0 and (model.cfg.decode_expectation or m.key + "#values" in pred):

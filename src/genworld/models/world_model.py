@@ -61,6 +61,9 @@ class WorldModel(nn.Module):
         # Per touch key, the contact probability above which a taxel is on at temperature 0; a run calibrates
         # it on training episodes after training (calibration.json), else cfg.contact_threshold.
         self.contact_p: dict[str, float] = {}
+        # Per camera with a change gate, the change probability above which a code is redrawn; calibrated on training
+        # episodes after training (calibration.json, train/quality.py), else 0.5.
+        self.change_p: dict[str, float] = {}
         self.image_tok = nn.ModuleDict({mkey(m.key): ImageTokenizer(replace(cfg.image, image_shape=m.shape))
                                         for m in self.videos})
         self.audio_tok = nn.ModuleDict({mkey(m.key): AudioTokenizer(replace(cfg.audio, samples=m.shape[0]))

@@ -73,14 +73,16 @@ class WorldSession:
         cal_path = run_dir / "calibration.json"
         if cal_path.exists():
             try:
-                cal = json.loads(cal_path.read_text()).get("contact", {})
-                model.contact_p = {k: float(v["contact_p"]) for k, v in cal.items()}
+                cal = json.loads(cal_path.read_text())
+                model.contact_p = {k: float(v["contact_p"]) for k, v in cal.get("contact", {}).items()}
+                model.change_p = {k: float(v["change_p"]) for k, v in cal.get("change", {}).items()}
             except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise ValueError(f"{cal_path} is corrupt ({e!r}); delete it (contacts then use p > "
-                                 f"{cfg.model.contact_threshold}) or retrain") from e
-            unknown = set(model.contact_p) - {m.key for m in model.touches}
+                                 f"{cfg.model.contact_threshold}, code changes p > 0.5) or retrain") from e
+            unknown = (set(model.contact_p) - {m.key for m in model.touches}) | \
+                (set(model.change_p) - {m.key for m in model.videos})
             if unknown:
-                raise ValueError(f"{cal_path} names touch keys this model lacks: {sorted(unknown)}")
+                raise ValueError(f"{cal_path} names keys this model lacks: {sorted(unknown)}")
         return cls(model, device, temperature, top_k, seed, contexts)
 
     @property

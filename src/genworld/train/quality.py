@@ -134,3 +134,34 @@ def calibrate_contact(session: Any, store: EpisodeStore, episodes: list[int], st
                   "horizon": horizon, "context": context, "episodes": len(episodes)}
     model.contact_p = {k: out[k]["contact_p"] for k in keys}
     return out
+
+
+def calibrate_change(session: Any, store: EpisodeStore, episodes: list[int], context: int = 4, horizon: int = 8,
+                     stride: int = 8, grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9),
+                     batch: int = 96) -> dict[str, Any]:
+    """Choose, per camera with a change gate (`video_copy`), the change probability above which a code is redrawn.
+
+    Redrawing a code the model is unsure of costs more where it was right to stay than it gains where it was right
+    to change, by how much depends on the world; on `episodes` (training episodes) the session is rolled out open
+    loop for `horizon` steps at every threshold of `grid`, and the one with the best mean frame PSNR over
+    h = 1..horizon wins. Returns {key: {"change_p", "psnr", "psnr_at_0.5", "windows"}}; the session keeps them."""
+    model = session.model
+    keys = [m.key for m in model.videos if m.key.replace(".", "__") in model.change]
+    episodes = [e for e in episodes if store.length(e) >= context + horizon]
+    if not keys or not episodes:
+        return {}
+    scores: dict[str, dict[float, float]] = {k: {} for k in keys}
+    windows = 0
+    for t in grid:
+        model.change_p = {k: t for k in keys}
+        q = open_loop(session, store, episodes, context, horizon, stride, batch=batch)
+        windows = q["windows"]
+        for k in keys:
+            scores[k][t] = float(np.mean(q[f"{k}/psnr"]))
+    out = {}
+    for k in keys:
+        best = max(grid, key=lambda t: (scores[k][t], -abs(t - 0.5)))
+        out[k] = {"change_p": best, "psnr": scores[k][best], "psnr_at_0.5": scores[k].get(0.5), "windows": windows,
+                  "horizon": horizon, "context": context, "episodes": len(episodes)}
+    model.change_p = {k: out[k]["change_p"] for k in keys}
+    return out

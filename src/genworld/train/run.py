@@ -46,16 +46,20 @@ def calibrate_run(run_dir: Path, store: EpisodeStore, train_eps: list[int], stat
     """Calibrate the trained model's contact thresholds on (at most 24) training episodes and write them to
     RUN/calibration.json, which `WorldSession.load` applies."""
     from genworld.rollout.session import WorldSession
-    from genworld.train.quality import calibrate_contact
+    from genworld.train.quality import calibrate_change, calibrate_contact
 
     session = WorldSession.load(run_dir)
     context = min(4, session.window - 1)
     eps = [e for e in train_eps if store.length(e) >= context + 4][:24]
     if not eps:
         return {}
+    change = calibrate_change(session, store, eps, context=context)
     cal = calibrate_contact(session, store, eps, stats, context=context)
-    atomic_write_text(Path(run_dir) / "calibration.json", json.dumps({"contact": cal}, indent=2))
+    atomic_write_text(Path(run_dir) / "calibration.json", json.dumps({"contact": cal, "change": change}, indent=2))
     if logger is not None:
+        for k, v in change.items():
+            logger.info(f"change threshold of {k}: p > {v['change_p']} (training-episode PSNR h = 1..{v['horizon']} "
+                        f"{v['psnr']:.2f} dB, {v['psnr_at_0.5']:.2f} at 0.5)")
         for k, v in cal.items():
             logger.info(f"contact threshold of {k}: p > {v['contact_p']} (training-episode F1 {v['f1']:.3f}, "
                         f"{v['f1_at_0.5']:.3f} at 0.5)")
