@@ -23,8 +23,8 @@ def _context(world, steps: int) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows])[None] for k in rows[0] if not k.startswith("gt.")}
 
 
-def measure(batch: int, steps: int, threads: int) -> dict:
-    """Step a tiny session `steps` times at `batch`; latencies in ms."""
+def measure(batch: int, steps: int, threads: int, flow: int = 0) -> dict:
+    """Step a tiny session `steps` times at `batch` (with a code sampler of width `flow`, 0: the preset's); ms."""
     import resource
 
     import torch
@@ -38,7 +38,12 @@ def measure(batch: int, steps: int, threads: int) -> dict:
 
     torch.manual_seed(0)
     world = make_world("bounce")
-    model = WorldModel(tiny(world.spec).model)
+    cfg = tiny(world.spec).model
+    if flow:
+        from dataclasses import replace
+
+        cfg = replace(cfg, flow_width=flow)
+    model = WorldModel(cfg)
     ctx = {k: np.repeat(v, batch, 0) for k, v in _context(world, 4).items()}
     session = WorldSession(model)
     session.reset(ctx)
@@ -63,12 +68,13 @@ def measure(batch: int, steps: int, threads: int) -> dict:
     res["decode_median_ms"] = float(np.median(dt) * 1000)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["tokens_per_step"] = session.model.tokens_per_step
+    res["flow_steps"] = session.model.cfg.flow_steps if session.model.cfg.flow_width else 0
     res["params"] = sum(p.numel() for p in session.model.parameters())
     return res
 
 
-def _child(batch: int, steps: int, threads: int) -> dict:
-    p = subprocess.run([sys.executable, __file__, str(batch), str(steps), str(threads)], capture_output=True,
+def _child(batch: int, steps: int, threads: int, flow: int = 0) -> dict:
+    p = subprocess.run([sys.executable, __file__, str(batch), str(steps), str(threads), str(flow)], capture_output=True,
                        text=True, timeout=600)
     if p.returncode != 0:
         raise RuntimeError(f"bench_model child failed: {p.stderr[-2000:]}")
@@ -79,6 +85,7 @@ def run(quick: bool) -> dict:
     steps = 100 if quick else 500
     one = _child(1, steps, 2)
     sixteen = _child(16, steps // 5, 2)
+    sampler = _child(1, steps, 2, flow=32)
     return {
         "model": "tiny", "world": "bounce", "threads": 2, "tokens_per_step": one["tokens_per_step"],
         "params": one["params"],
@@ -88,8 +95,13 @@ def run(quick: bool) -> dict:
         "step_b16_median_ms": round(sixteen["median_ms"], 2),
         "step_b16_futures_per_s_median": round(sixteen["steps_per_s"], 1),
         "session_b1_peak_rss_mb": round(one["peak_rss_mb"], 1),
+        "flow_steps": one["flow_steps"],
+        "with_code_sampler": {"flow_width": 32, "flow_steps": sampler["flow_steps"],
+                              "step_b1_median_ms": round(sampler["median_ms"], 2),
+                              "step_b1_p99_ms": round(sampler["p99_ms"], 2),
+                              "step_b1_steps_per_s_median": round(sampler["steps_per_s"], 1)},
     }
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
+    print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))))

@@ -72,14 +72,14 @@ class CodeFlow(nn.Module):
     def loss(self, target: torch.Tensor, now: torch.Tensor, mean: torch.Tensor, h: torch.Tensor,
              weight: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss: target, current and estimated grids (N, C, gh, gw), token features (N, G, D) and a
-        per-position weight (N, gh, gw) -> weighted mean squared error of the clean-grid estimate."""
+        per-position weight (N, gh, gw) -> the clean-grid estimate's squared error, weighted, averaged over positions."""
         N = target.shape[0]
         tau = torch.rand(N, generator=gen).to(target.device)
         noise = torch.randn(target.shape, generator=gen).to(target.device)
         t = tau[:, None, None, None]
         x = (1 - t) * noise + t * target
         err = (self.denoise(x, tau, now, mean, self._features(h)) - target).pow(2).mean(1)  # (N, gh, gw)
-        return (err * weight).sum() / weight.sum()
+        return (err * weight).mean()  # over positions, not the weights' sum: data-parallel ranks agree
 
     @torch.no_grad()
     def sample(self, now: torch.Tensor, mean: torch.Tensor, h: torch.Tensor, steps: int,

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 
 def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
             weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy of per-channel FSQ logits (..., sum(levels)) against indices (..., C), optionally
-    a weighted mean over code positions with `weight` (...)."""
+    """Cross-entropy of per-channel FSQ logits (..., sum(levels)) against indices (..., C), optionally weighted
+    per code position by `weight` (...). The weighted terms are averaged over the positions, not divided by the
+    weights' sum: a batch split across data-parallel ranks then averages to the loss of the whole batch."""
     total = logits.new_zeros(idx.shape[:-1])
     off = 0
     for c, lv in enumerate(levels):
@@ -24,7 +25,7 @@ def code_ce(logits: torch.Tensor, idx: torch.Tensor, levels: tuple[int, ...],
     total = total / len(levels)
     if weight is None:
         return total.mean()
-    return (total * weight).sum() / weight.sum()
+    return (total * weight).mean()
 
 
 def contact_bce(model: WorldModel, key: str, logit: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ def next_step_losses(model: WorldModel, pred: dict[str, torch.Tensor], tokens: d
         if m.key + "#values" in pred:
             err = (pred[m.key + "#values"][:, :-1] - tok.fsq.values(idx)).pow(2).mean(-1)
             wt = 1 + model.cfg.changed_code_weight * changed
-            reg = (err * wt).sum() / wt.sum()
+            reg = (err * wt).mean()  # averaged over positions, as code_ce (data-parallel ranks agree)
             total = total + model.cfg.video_regress * reg
             logs[f"{m.key}/value_mse"] = reg.item()
     for m in model.touches:

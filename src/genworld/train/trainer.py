@@ -149,11 +149,13 @@ class Trainer:
         return frames, audio
 
     # ---- loops -------------------------------------------------------------------------------
-    def _memory(self, cache: TokenCache, windows: list[tuple[int, int]], step: int) -> dict[str, torch.Tensor] | None:
-        """The memory step of each window (tokens (B, 1, ...)) for a model with `memory`, else None."""
+    def _memory(self, cache: TokenCache, windows: list[tuple[int, int]], step: int, rows: slice | None = None
+                ) -> dict[str, torch.Tensor] | None:
+        """The memory step of each window (tokens (B, 1, ...)) for a model with `memory`, else None; drawn for the
+        global batch's `windows` and sliced to `rows`, so data-parallel ranks split one process's draw."""
         if not self.cfg.model.memory:
             return None
-        return cache.gather(memory_steps(windows, self.tc.seed, step), 1)
+        return cache.gather(memory_steps(windows, self.tc.seed, step)[rows or slice(None)], 1)
 
     def _run_stage(self, stage: int, cache: TokenCache | None) -> None:
         self._make_optim(stage)
@@ -177,7 +179,7 @@ class Trainer:
                     tokens = cache.gather(windows[self._rows(gb)], window)
                     gen = torch.Generator().manual_seed(self.tc.seed * 1_000_003 + step)
                     loss, logs = self.net(tokens, gen, rows=self._rows(gb), global_batch=gb,
-                                          memory=self._memory(cache, windows[self._rows(gb)], step))
+                                          memory=self._memory(cache, windows, step, self._rows(gb)))
             if not torch.isfinite(loss):
                 raise RuntimeError(f"stage {stage} step {step}: loss is {loss.item()}; lower the learning rate "
                                    f"(--lr) or check the data; the last good checkpoint is in {self.run_dir}")
