@@ -68,14 +68,14 @@ def run(quick: bool) -> dict:
                                       env=_env(2), capture_output=True, text=True), f"collect {w}")
         todo = [w for w in worlds if not (root / "runs" / names[w] / "checkpoints").exists()]
         for i in range(0, len(todo), 2):  # two at a time, one thread each
+            logs = {w: root / f"train-{names[w]}.log" for w in todo[i: i + 2]}
             procs = [(w, subprocess.Popen(_cmd("train", "--data", str(root / "data" / names[w]), "--out",
                                                str(root / "runs" / names[w]), "--preset", "tiny", "--max-minutes",
                                                minutes), env=_env(1), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True)) for w in todo[i: i + 2]]
+                                          stderr=logs[w].open("w"))) for w in todo[i: i + 2]]
             for w, p in procs:
-                _, err = p.communicate()
-                if p.returncode != 0:
-                    raise RuntimeError(f"train {w} failed: {err[-2000:]}")
+                if p.wait() != 0:
+                    raise RuntimeError(f"train {w} failed: {logs[w].read_text()[-2000:]}")
         scores = []
         for w, n in names.items():
             rep = root / "reports" / n

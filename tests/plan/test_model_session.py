@@ -10,9 +10,8 @@ import torch
 from genworld.plan.planner import PlannerConfig
 from genworld.plan.runner import run_episode
 from genworld.plan.tasks import make_task
+from genworld.rollout.session import WorldSession
 from genworld.worlds import make_world
-
-session_mod = pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree yet")
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +21,7 @@ def setup():
 
     torch.manual_seed(0)
     world = make_world("bounce")
-    return world, session_mod.WorldSession(WorldModel(tiny(world.spec).model))
+    return world, WorldSession(WorldModel(tiny(world.spec).model))
 
 
 @pytest.mark.parametrize("task_name,goal_cost", [("push", "state"), ("reach", "latent")])

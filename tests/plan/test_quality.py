@@ -27,7 +27,6 @@ def run_dir(tmp_path_factory) -> str:
     given = os.environ.get("GENWORLD_PLAN_RUN")
     if given:
         return given
-    pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree yet")
     root = tmp_path_factory.mktemp("plan_quality")
     data, run = root / "bounce", root / "run"
     _cli("collect", "bounce", "--episodes", "32", "--steps", "96", "--out", str(data), "--workers", "2")

@@ -160,13 +160,14 @@ def test_planning_in_the_simulator_pushes_the_block_where_random_actions_do_not(
 
 
 def test_model_planning_runs_on_tabletop_with_costs_from_predicted_frames(world) -> None:
-    torch = pytest.importorskip("torch")
-    session_mod = pytest.importorskip("genworld.rollout.session", reason="WorldSession is not in this tree")
+    import torch
+
     from genworld.models import WorldModel
+    from genworld.rollout.session import WorldSession
     from genworld.train.config import tiny
 
     torch.manual_seed(0)
-    session = session_mod.WorldSession(WorldModel(tiny(world.spec).model))  # untrained: the protocol only
+    session = WorldSession(WorldModel(tiny(world.spec).model))  # untrained: the protocol only
     task = make_task("push", "tabletop", steps=2)
     r = run_episode(task, world, 0, "model", session, PlannerConfig(samples=4, iterations=1, horizon=2))
     assert r.steps == 2 and r.plan_seconds > 0

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
 
 from genworld.rollout.base import Session
 from genworld.rollout.sim import SimSession, SimSessionError
 from genworld.spec import Modality, WorldSpec
-
-HAS_BOUNCE = importlib.util.find_spec("genworld.worlds.bounce") is not None
 
 
 class PointWorld:
@@ -128,7 +124,6 @@ def test_clear_errors() -> None:
         SimSession(NoRewind)
 
 
-@pytest.mark.skipif(not HAS_BOUNCE, reason="the bounce world (genworld.worlds.bounce) is not in this tree yet")
 def test_bounce_branches_replay_the_real_world() -> None:
     from genworld.worlds import make_world
 

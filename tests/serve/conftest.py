@@ -123,7 +123,6 @@ def tiny_run(tmp_path_factory) -> Path:
 
     Play speed and the protocol do not depend on how well the model is trained.
     """
-    pytest.importorskip("genworld.worlds.bounce", reason="the bounce world is not in this checkout")
     from genworld.train.config import tiny
     from genworld.train.data import from_episodes
     from genworld.train.distributed import DistInfo

@@ -8,7 +8,9 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from genworld.serve.app import ServeConfig, create_app
 
@@ -48,6 +50,29 @@ def _frame_pixels(page) -> list[int]:
     }""")
 
 
+def _loud_looks(page, looks: int = 12, every_ms: int = 50) -> int:
+    """How many of `looks` at the sound worklet's output, `every_ms` apart, hear sound (RMS > 0.02; -1: no worklet).
+
+    The worklet fades to exactly 0 when its queue runs dry, and the toy world hums at amplitude 0.3."""
+    return page.evaluate("""async ([looks, every]) => {
+        if (!audio.node) return -1;
+        const an = audio.ctx.createAnalyser();
+        an.fftSize = 2048;
+        audio.node.connect(an);
+        const buf = new Float32Array(an.fftSize);
+        let loud = 0;
+        for (let i = 0; i < looks; i++) {
+            await new Promise((r) => setTimeout(r, every));
+            an.getFloatTimeDomainData(buf);
+            let sum = 0;
+            for (const v of buf) sum += v * v;
+            if (Math.sqrt(sum / buf.length) > 0.02) loud++;
+        }
+        audio.node.disconnect(an);
+        return loud;
+    }""", [looks, every_ms])
+
+
 @pytest.mark.browser
 def test_page_plays_in_chromium(server, tmp_path):
     from playwright.sync_api import sync_playwright
@@ -77,12 +102,24 @@ def test_page_plays_in_chromium(server, tmp_path):
             assert fps >= 5, f"FPS meter shows {fps}, expected about 10"
             page.click("#btn-reality")
             page.wait_for_selector("#real-view:not([hidden])", timeout=5000)
-            page.wait_for_timeout(600)
-            assert float(page.text_content("#audio-ms")) >= 0  # the audio meter runs
+            # 600 ms of listening: chunks of 100 ms arrive at the FPS above (>= 5), so the worklet plays at
+            # least half the time even after the reality toggle flushed its queue
+            loud = _loud_looks(page)
+            assert loud >= 3, f"the page played sound in {loud} of 12 looks at its output over 600 ms"
+            ms = page.text_content("#audio-ms")
+            assert ms.isdigit(), f"the audio meter never read the worklet's queue: {ms!r}"
             shots = Path(os.environ.get("GENWORLD_SCREENSHOTS", tmp_path))  # set it to keep the picture
             shots.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(shots / "play.png"))
-            assert (shots / "play.png").stat().st_size > 10_000
+            # the model's canvas on the screenshot shows the toy's frame: a dark box and its one bright dot
+            shot = np.asarray(Image.open(shots / "play.png").convert("RGB")).astype(int)
+            box, scale = page.locator("#model").bounding_box(), shot.shape[1] / 1280
+            x0, y0 = int((box["x"] + 2) * scale), int((box["y"] + 2) * scale)
+            x1, y1 = int((box["x"] + box["width"] - 2) * scale), int((box["y"] + box["height"] - 2) * scale)
+            view = shot[y0:y1, x0:x1]
+            cell = view.shape[1] / 16  # one pixel of the 16 x 16 frame, drawn pixelated
+            dark, bright = (view.max(-1) < 60).mean(), int((view.min(-1) > 200).sum())
+            assert dark > 0.9 and 0.4 * cell**2 <= bright <= 2 * cell**2, (dark, bright, cell)
             assert not errors, f"page errors: {errors}"
         finally:
             browser.close()

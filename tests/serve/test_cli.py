@@ -32,7 +32,6 @@ def test_play_refuses_bad_sources(capsys, tmp_path):
 
 @pytest.fixture
 def bounce_server(tmp_path):
-    pytest.importorskip("genworld.worlds.bounce", reason="the bounce world is not in this checkout")
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "genworld.cli", "play", "--world", "bounce", "--port", str(port),
                              "--record-dir", str(tmp_path / "rec")],

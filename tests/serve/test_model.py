@@ -34,7 +34,8 @@ def _step(ws, **action):
 
 def test_run_with_stored_contexts_streams_every_modality(tiny_run, tmp_path):
     source = Source.open(SourceConfig(run=str(tiny_run)))
-    assert source.num_contexts >= 1 and source.context_length == 4
+    stored = json.loads((tiny_run / "config.json").read_text())["train"]["n_contexts"]
+    assert source.num_contexts == stored and source.context_length == 4  # every window the run stored
     assert "ground truth" in source.reality_reason  # stored contexts keep model keys only
     app = create_app(source, ServeConfig(record_dir=str(tmp_path)))
     with TestClient(app) as client, client.websocket_connect("/ws") as ws:

@@ -7,19 +7,16 @@ import json
 import av
 import pytest
 
-import genworld.data
 from genworld.cli import main
+from genworld.data import DatasetWriter
 from genworld.train.synthetic import synthetic_episode, synthetic_spec
-
-pytestmark = pytest.mark.skipif(not (hasattr(genworld.data, "Dataset") and hasattr(genworld.data, "DatasetWriter")),
-                                reason="genworld.data has no Dataset/DatasetWriter yet (the dataset room's work)")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("data") / "synthetic"
     spec = synthetic_spec(size=32, samples=200)
-    with genworld.data.DatasetWriter(root, spec) as w:
+    with DatasetWriter(root, spec) as w:
         for seed in range(8):
             w.add_episode(synthetic_episode(spec, 16, seed), task="move")
     return root
@@ -92,7 +89,8 @@ def test_set_changes_one_setting_of_the_preset_and_names_what_is_wrong(tmp_path,
     assert (m.flow_width, m.dynamics.window, t.lr_dyn, m.loss_weights["touch"]) == (8, 6, 2e-3, 5.0)
     assert m.image.levels == (8, 8, 5, 5) and t.max_minutes == 2 and t.device == "cpu"
     assert tiny(spec).model.flow_width == 0  # the preset itself is untouched
-    assert isinstance(set_options(tiny(spec), ["train.lr_dyn=1"]).train.lr_dyn, float)
+    lr = set_options(tiny(spec), ["train.lr_dyn=1"]).train.lr_dyn
+    assert type(lr) is float and lr == 1.0, lr  # "1" reads as the field's type, not as an int
     for bad, words in [("model.flow_widht=8", ["unknown key 'flow_widht'", "flow_width"]),
                        ("modle.flow_width=8", ["no section 'modle'", "model"]),
                        ("model.flow_width=8.5", ["expected a value like 0 (int)", "float"]),
