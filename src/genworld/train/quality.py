@@ -103,6 +103,27 @@ def free_run(session: Any, context: dict[str, np.ndarray], steps: int = 500, see
     return res
 
 
+def _best_threshold(model: Any, name: str, keys: list[str], grid: tuple[float, ...], score: Any, metric: str,
+                    meta: dict[str, Any]) -> dict[str, Any]:
+    """For each threshold t of `grid`, the model's thresholds `name` ({key: t}) are set and score() -> ({key: value},
+    windows); per key, the threshold with the best value (ties: the one nearest 0.5) is kept on the model and
+    returned as {key: {name, metric, metric_at_0.5, windows, **meta}}."""
+    scores: dict[str, dict[float, float]] = {k: {} for k in keys}
+    windows = 0
+    for t in grid:
+        setattr(model, name, {k: t for k in keys})
+        values, windows = score()
+        for k in keys:
+            scores[k][t] = values[k]
+    out = {}
+    for k in keys:
+        best = max(grid, key=lambda t: (scores[k][t], -abs(t - 0.5)))
+        out[k] = {name: best, metric: scores[k][best], f"{metric}_at_0.5": scores[k].get(0.5), "windows": windows,
+                  **meta}
+    setattr(model, name, {k: out[k][name] for k in keys})
+    return out
+
+
 def calibrate_contact(session: Any, store: EpisodeStore, episodes: list[int], stats: dict[str, Any],
                       context: int = 4, horizon: int = 4, stride: int = 8,
                       grid: tuple[float, ...] = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5),
@@ -119,21 +140,14 @@ def calibrate_contact(session: Any, store: EpisodeStore, episodes: list[int], st
     if not keys:
         return {}
     thr = {k: float(stats[k]["threshold"]) for k in keys}
-    scores: dict[str, dict[float, float]] = {k: {} for k in keys}
-    windows = 0
-    for t in grid:
-        model.contact_p = {k: t for k in keys}
+
+    def score() -> tuple[dict[str, float], int]:
         q = open_loop(session, store, episodes, context, horizon, stride, touch_threshold=thr, batch=batch)
-        windows = q["windows"]
-        for k in keys:
-            scores[k][t] = q[f"{k}/contact_f1_h1_4"] if horizon >= 4 else float(np.mean(q[f"{k}/contact_f1"]))
-    out = {}
-    for k in keys:
-        best = max(grid, key=lambda t: (scores[k][t], -abs(t - 0.5)))
-        out[k] = {"contact_p": best, "f1": scores[k][best], "f1_at_0.5": scores[k].get(0.5), "windows": windows,
-                  "horizon": horizon, "context": context, "episodes": len(episodes)}
-    model.contact_p = {k: out[k]["contact_p"] for k in keys}
-    return out
+        return {k: q[f"{k}/contact_f1_h1_4"] if horizon >= 4 else float(np.mean(q[f"{k}/contact_f1"]))
+                for k in keys}, q["windows"]
+
+    return _best_threshold(model, "contact_p", keys, grid, score, "f1",
+                           {"horizon": horizon, "context": context, "episodes": len(episodes)})
 
 
 def calibrate_change(session: Any, store: EpisodeStore, episodes: list[int], context: int = 4, horizon: int = 8,
@@ -150,18 +164,10 @@ def calibrate_change(session: Any, store: EpisodeStore, episodes: list[int], con
     episodes = [e for e in episodes if store.length(e) >= context + horizon]
     if not keys or not episodes:
         return {}
-    scores: dict[str, dict[float, float]] = {k: {} for k in keys}
-    windows = 0
-    for t in grid:
-        model.change_p = {k: t for k in keys}
+
+    def score() -> tuple[dict[str, float], int]:
         q = open_loop(session, store, episodes, context, horizon, stride, batch=batch)
-        windows = q["windows"]
-        for k in keys:
-            scores[k][t] = float(np.mean(q[f"{k}/psnr"]))
-    out = {}
-    for k in keys:
-        best = max(grid, key=lambda t: (scores[k][t], -abs(t - 0.5)))
-        out[k] = {"change_p": best, "psnr": scores[k][best], "psnr_at_0.5": scores[k].get(0.5), "windows": windows,
-                  "horizon": horizon, "context": context, "episodes": len(episodes)}
-    model.change_p = {k: out[k]["change_p"] for k in keys}
-    return out
+        return {k: float(np.mean(q[f"{k}/psnr"])) for k in keys}, q["windows"]
+
+    return _best_threshold(model, "change_p", keys, grid, score, "psnr",
+                           {"horizon": horizon, "context": context, "episodes": len(episodes)})
