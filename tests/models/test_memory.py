@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -151,3 +152,25 @@ def test_the_copy_bias_makes_keeping_a_code_one_parameter_away() -> None:
     lg = pred[VKEY]
     argmax = torch.stack([lg[..., sum(levels[:c]): sum(levels[: c + 1])].argmax(-1) for c in range(len(levels))], -1)
     assert torch.equal(argmax, tokens[VKEY].flatten(2, 3))
+
+
+def test_a_model_with_the_code_sampler_learns_it_and_feeds_back_the_drawn_codes_the_gate_allows() -> None:
+    from genworld.models.sampling import MEAN_SUFFIX, sample_step
+
+    model = small_model(flow_width=8)
+    tokens = model.tokenize(batch_of(model, 4, 5))
+    loss, logs = model.dynamics_loss(tokens, torch.Generator().manual_seed(0))
+    loss.backward()
+    assert logs[VKEY + "/flow_mse"] > 0
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.flow.parameters())
+    with torch.no_grad():
+        pred = {k: v[:, -1] for k, v in model(tokens).items()}
+        nxt = sample_step(model, pred, gen=torch.Generator().manual_seed(0))
+    tok = model.image_tok["observation__images__top"]
+    codes = nxt[VKEY][:, 0].flatten(1, 2)
+    assert torch.equal(nxt[VKEY + MEAN_SUFFIX][:, 0].flatten(1, 2), tok.fsq.values(codes))  # frames decode the draw
+    keep = torch.sigmoid(pred[VKEY + "#change"]) <= 0.5
+    assert 0 < keep.float().mean() < 1
+    assert torch.equal(codes[keep], pred[VKEY + "#cur"][keep])
+    with pytest.raises(ValueError, match="flow_steps"):
+        small_model(flow_width=8, flow_steps=0)

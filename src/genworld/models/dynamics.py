@@ -60,7 +60,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, pos_q: torch.Tensor, mask: torch.Tensor | None,
                 past: tuple[torch.Tensor, torch.Tensor] | None, mem: tuple[torch.Tensor, torch.Tensor] | None = None,
                 pos_mem: float = 0.0) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (B, N, D) at positions pos_q (N,) -> (x, (k, v) of x, k before rotation); `past` are cached (rotated)
+        """x (B, N, D) at positions pos_q (N,) -> (x, (k, v) of x); `past` are cached (rotated)
         keys and values, `mem` the memory step's (k before rotation, v), rotated here to position `pos_mem`."""
         B, N, D = x.shape
         hd = D // self.heads
@@ -74,7 +74,6 @@ class Block(nn.Module):
             n = mem[0].shape[2]
             k = torch.cat([rope(mem[0], torch.full((n,), pos_mem, device=x.device)), k], dim=2)
             v = torch.cat([mem[1], v], dim=2)
-        self.last_raw_k = k_raw  # read by Dynamics.memorize
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
         x = x + self.proj(y.transpose(1, 2).reshape(B, N, D))
         x = x + self.mlp(self.ln2(x))
@@ -120,9 +119,12 @@ class Dynamics(nn.Module):
         S = x.shape[1]
         pos = torch.zeros(S, device=x.device)
         h, out = x, []
+        B, _, D = x.shape
         for blk in self.blocks:
+            # the keys before rotation, so that `step` can place the memory at any rotary time (once per reset)
+            k_raw = blk.qkv(blk.ln1(h)).view(B, S, 3, blk.heads, D // blk.heads)[:, :, 1].transpose(1, 2)
             h, (_, v) = blk(h, pos, None, None)
-            out.append((blk.last_raw_k, v))
+            out.append((k_raw, v))
         return out
 
     def step(self, x: torch.Tensor, t: int, cache: KVCache | None, memory: Memory | None = None,

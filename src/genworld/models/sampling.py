@@ -59,7 +59,7 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
     tokens: dict[str, torch.Tensor] = {}
     for m in model.videos:
         tok = model.image_tok[m.key.replace(".", "__")]
-        if flow and m.key.replace(".", "__") in model.flow and m.key + "#now" in pred:
+        if flow and m.key.replace(".", "__") in model.flow and m.key + "#cur" in pred:
             idx, vals = model.sample_codes(pred, m.key, gen)
             if m.key + "#change" in pred:  # the change gate holds for the sampler's draw too (see below)
                 keep = (torch.sigmoid(pred[m.key + "#change"]) <= model.change_p.get(m.key, 0.5))[..., None]

@@ -278,11 +278,15 @@ class WorldModel(nn.Module):
             pred[m.key] = self.groups[m.key].ungroup(self.out[mkey(m.key)](hm))
             if mkey(m.key) in self.regress:  # (..., n_codes, C) code values
                 pred[m.key + "#values"] = self.groups[m.key].ungroup(self.regress[mkey(m.key)](hm))
-            if m.kind == "video" and mkey(m.key) in self.change:
+            relative = m.kind == "video" and (mkey(m.key) in self.change or mkey(m.key) in self.flow)
+            if relative:
                 if tokens is None or m.key not in tokens:
-                    raise ValueError("heads: video_copy predicts codes relative to the current ones; pass the tokens")
-                fsq = self.image_tok[mkey(m.key)].fsq
+                    raise ValueError("heads: video_copy and the code sampler predict relative to the current codes; "
+                                     "pass the tokens")
                 cur = tokens[m.key].flatten(-3, -2)  # (..., n, C) the current step's code indices
+                pred[m.key + "#cur"] = cur
+            if m.kind == "video" and mkey(m.key) in self.change:
+                fsq = self.image_tok[mkey(m.key)].fsq
                 # A code that stays as it is is the likeliest thing in most of a frame: a learned bias toward each
                 # channel's current level makes it one parameter away, instead of a copy through the transformer.
                 onehot = torch.cat([F.one_hot(cur[..., c], lv) for c, lv in enumerate(fsq.levels)], -1)
@@ -290,12 +294,8 @@ class WorldModel(nn.Module):
                 if m.key + "#values" in pred:
                     pred[m.key + "#values"] = fsq.values(cur) + pred[m.key + "#values"]
                 pred[m.key + "#change"] = self.groups[m.key].ungroup(self.change[mkey(m.key)](hm))[..., 0]
-                pred[m.key + "#cur"] = cur
-            if mkey(m.key) in self.flow:  # what the code sampler is conditioned on: the tokens and the current codes
+            if mkey(m.key) in self.flow:  # the code sampler is conditioned on the tokens (and the current codes)
                 pred[m.key + "#hidden"] = hm
-                if tokens is not None and m.key in tokens:
-                    fsq = self.image_tok[mkey(m.key)].fsq
-                    pred[m.key + "#now"] = fsq.values(tokens[m.key]).flatten(-3, -2)  # (..., n, C)
         for m in self.touches + self.proprios:
             pred[m.key] = self.out[mkey(m.key)](h[..., self.slots[m.key], :])  # (..., 1, out)
         ha = h[..., self.slots[self.action.key], :][..., 0, :]
@@ -360,7 +360,7 @@ class WorldModel(nn.Module):
 
             codes = tokens[m.key].reshape(B, T, -1, tok.fsq.dim)
             target = tok.fsq.values(codes[:, 1:])
-            now = pred[m.key + "#now"][:, :-1]
+            now = tok.fsq.values(pred[m.key + "#cur"][:, :-1])
             mean = self.predicted_values(pred, m.key).flatten(2, 3)[:, :-1].detach()
             changed = (codes[:, 1:] != codes[:, :-1]).any(-1).float()  # (B, T-1, n)
             weight = (1 + self.cfg.changed_code_weight * changed).flatten(0, 1)[pick].reshape(-1, gh, gw)
@@ -384,7 +384,7 @@ class WorldModel(nn.Module):
 
         mean = (pred[key + "#values"].clamp(-1, 1) if key + "#values" in pred
                 else expected_values(pred[key], tok.fsq.levels))
-        x = self.flow[mkey(key)].sample(grid(pred[key + "#now"]), grid(mean), pred[key + "#hidden"],
+        x = self.flow[mkey(key)].sample(grid(tok.fsq.values(pred[key + "#cur"])), grid(mean), pred[key + "#hidden"],
                                         self.cfg.flow_steps, gen)
         lv = tok.fsq._lv.to(x.device)
         idx = ((x.permute(0, 2, 3, 1).reshape(N, gh * gw, -1) + 1) / 2 * (lv - 1)).round().long()
