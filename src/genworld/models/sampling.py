@@ -49,6 +49,16 @@ def expected_values(logits: torch.Tensor, levels: tuple[int, ...]) -> torch.Tens
 MEAN_SUFFIX = "#mean"  # sample_step's extra entry: expected image code values to decode instead of the indices
 
 
+def _kept(model: WorldModel, pred: dict[str, torch.Tensor], key: str, temperature: float,
+          gen: torch.Generator | None) -> torch.Tensor | None:
+    """The change gate of camera `key`: (B, n, 1) True where a code stays as it is (its change probability is at most
+    the run's threshold; at temperature > 0, drawn with that probability); None without a gate."""
+    if key + "#change" not in pred:
+        return None
+    p = torch.sigmoid(pred[key + "#change"])
+    return ((torch.rand(p.shape, generator=gen) >= p) if temperature > 0 else (p <= model.change_p.get(key, 0.5)))[..., None]
+
+
 @torch.no_grad()
 def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: float = 0.0, top_k: int = 0,
                 gen: torch.Generator | None = None, flow: bool = True) -> dict[str, torch.Tensor]:
@@ -61,19 +71,16 @@ def sample_step(model: WorldModel, pred: dict[str, torch.Tensor], temperature: f
         tok = model.image_tok[m.key.replace(".", "__")]
         if flow and m.key.replace(".", "__") in model.flow and m.key + "#cur" in pred:
             idx, vals = model.sample_codes(pred, m.key, gen)
-            if m.key + "#change" in pred:  # the change gate holds for the sampler's draw too (see below)
-                keep = (torch.sigmoid(pred[m.key + "#change"]) <= model.change_p.get(m.key, 0.5))[..., None]
+            keep = _kept(model, pred, m.key, temperature, gen)  # the change gate holds for the sampler's draw too
+            if keep is not None:
                 idx = torch.where(keep, pred[m.key + "#cur"], idx)
                 vals = tok.fsq.values(idx)
             tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
             tokens[m.key + MEAN_SUFFIX] = vals.view(vals.shape[0], 1, *tok.cfg.grid, vals.shape[-1])
             continue
         idx = sample_codes(pred[m.key], tok.fsq.levels, temperature, top_k, gen)  # (B, h*w, C)
-        keep = None
-        if m.key + "#change" in pred:  # a code changes only where the model gives that better odds than not
-            p = torch.sigmoid(pred[m.key + "#change"])
-            thr = model.change_p.get(m.key, 0.5)
-            keep = ((torch.rand(p.shape, generator=gen) >= p) if temperature > 0 else (p <= thr))[..., None]
+        keep = _kept(model, pred, m.key, temperature, gen)
+        if keep is not None:
             idx = torch.where(keep, pred[m.key + "#cur"], idx)
         tokens[m.key] = idx.view(idx.shape[0], 1, *tok.cfg.grid, idx.shape[-1])
         if temperature <= 0 and (model.cfg.decode_expectation or m.key + "#values" in pred):
