@@ -65,4 +65,5 @@ def run(quick: bool) -> dict:
         root = Path(keep or tmp)
         curve = [_point(root, w, preset, minutes) for w in worlds for preset, minutes in points]
     return {"curve": curve, "protocol": "200 x 64 training episodes (seed 0), 24 x 64 held out (seed 5000), "
-            "context 4, horizon 32, 2 torch threads (the default)"}
+            "context 4, horizon 32",
+            "torch_threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or "default (all cores)"}

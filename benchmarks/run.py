@@ -46,9 +46,10 @@ def main() -> int:
             failed += 1
             continue
         res = {"benchmark": name, "seconds": round(time.perf_counter() - t0, 1),
+               "date": time.strftime("%Y-%m-%d"),
                "machine": {"cpu_count": __import__("os").cpu_count(), "platform": platform.platform()}, **res}
         for k, v in res.items():
-            if k not in ("benchmark", "machine"):
+            if k not in ("benchmark", "machine", "date"):
                 print(f"   {k:<48} {v}")
         tmp = out_dir / f"{name}.json.tmp"
         tmp.write_text(json.dumps(res, indent=2))

@@ -174,10 +174,14 @@ def world_like(name: str, config: dict | None = None):  # -> World
 
 def sim_session_for(world: World) -> Session:
     """A SimSession over copies of `world` (same settings), started at its current state; for tabletop,
-    its physics without rendering (`TabletopPhysics`: the tabletop task plans from true positions)."""
+    its physics without rendering (`TabletopPhysics`: the tabletop task plans from true positions); a world
+    with `physics_copy()` (drive) gives copies that skip drawing."""
     if world.spec.name == "tabletop":
         from genworld.plan.tabletop import TabletopPhysics
 
         return TabletopPhysics(world)
+    fast = getattr(world, "physics_copy", None)  # a world may offer a copy that skips rendering
+    if callable(fast):
+        return SimSession.from_state(fast, world.get_state())
     name, config = world.spec.name, world.spec.config
     return SimSession.from_state(lambda: world_like(name, config), world.get_state())

@@ -231,18 +231,32 @@ TASKS: dict[str, tuple[str, ...]] = {"bounce": ("push", "touch", "reach"), "boun
                                      "tabletop": ("push",)}
 
 
+def _entry_tasks(world_name: str) -> dict[str, str]:
+    """The planning tasks a world's registry entry names ("name" -> "module:Class")."""
+    from genworld.worlds.base import registered_worlds
+
+    entry = registered_worlds().get(world_name.partition(":")[0])
+    return dict(entry.tasks) if entry is not None else {}
+
+
 def tasks_for(world_name: str) -> tuple[str, ...]:
-    """The task names available for a world."""
-    return TASKS.get(world_name.partition(":")[0], ())
+    """The task names available for a world: the built-in tasks, then those of its registry entry."""
+    return TASKS.get(world_name.partition(":")[0], ()) + tuple(_entry_tasks(world_name))
 
 
-def make_task(name: str, world_name: str, **overrides: Any):  # -> BounceTask | TabletopPushTask
+def make_task(name: str, world_name: str, **overrides: Any):  # -> a Task (BounceTask, TabletopPushTask, ...)
     """Build task `name` for `world_name`, or raise TaskError naming the tasks it has."""
     have = tasks_for(world_name)
     if name not in have:
         listed = ", ".join(have) if have else "none"
         raise TaskError(f"task {name!r} does not exist for world {world_name!r}; its tasks: {listed} "
                         "(see `genworld plan --list`)")
+    where = _entry_tasks(world_name).get(name)
+    if where is not None:
+        import importlib
+
+        module, _, cls = where.partition(":")
+        return getattr(importlib.import_module(module), cls)(name=name, **overrides)
     if world_name.partition(":")[0] == "tabletop":
         from genworld.plan.tabletop import TabletopPushTask
 

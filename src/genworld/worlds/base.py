@@ -65,6 +65,7 @@ class WorldEntry:
     description: str
     extra: str = ""  # the pip extra it needs, named in errors
     policies: tuple[str, ...] = ("random",)
+    tasks: tuple[tuple[str, str], ...] = ()  # (task name, "module:Class") for `genworld plan`, imported lazily
 
 
 _REGISTRY: dict[str, WorldEntry] = {}
@@ -76,6 +77,7 @@ def register_world(
     description: str,
     extra: str = "",
     policies: tuple[str, ...] = ("random",),
+    tasks: dict[str, str] | None = None,
 ) -> None:
     """Register a world. `factory(arg, **overrides)` gets the part after ':' (or None) in `arg`.
 
@@ -83,8 +85,11 @@ def register_world(
 
         from genworld.worlds import register_world
         register_world("myworld", lambda arg, **kw: MyWorld(**kw), "my robot in my lab")
+
+    `tasks` names the world's planning tasks, each as "module:Class" (imported when used): the class takes
+    the task's name and keyword overrides, and implements `genworld.plan.episode.Task`.
     """
-    _REGISTRY[name] = WorldEntry(name, factory, description, extra, tuple(policies))
+    _REGISTRY[name] = WorldEntry(name, factory, description, extra, tuple(policies), tuple((tasks or {}).items()))
 
 
 def _load_builtins() -> None:

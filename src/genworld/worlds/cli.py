@@ -6,7 +6,10 @@ import argparse
 import json
 
 # Worlds whose name needs an argument are shown with an example.
-EXAMPLES = {"arcade": "arcade:Breakout", "gym": "gym:CartPole-v1"}
+EXAMPLES = {"arcade": "arcade:Breakout", "gym": "gym:CartPole-v1", "drive": "drive:highway",
+            "metaworld": "metaworld:push-v3"}
+NOTES = {"metaworld": "Meta-World pins MuJoCo 3.3.0; tabletop runs on it too, so genworld[worlds] installs both side "
+                      "by side (tabletop alone, genworld[mujoco], takes any MuJoCo >= 3.2)"}
 GYM_IDS = """\
 gym ids are Gymnasium's own:
   gym:CartPole-v1                   an env Gymnasium has registered
@@ -89,6 +92,12 @@ def run_worlds(args: argparse.Namespace) -> int:
         print(f"{name}{'  (e.g. ' + EXAMPLES[base] + ')' if base in EXAMPLES and ':' not in name else ''}")
         print(f"  {entry.description}")
         print(f"  policies: {', '.join(entry.policies)}")
+        from genworld.plan.tasks import tasks_for
+
+        if tasks_for(name):
+            print(f"  planning tasks (genworld plan --task): {', '.join(tasks_for(name))}")
+        if base in NOTES:
+            print(f"  note: {NOTES[base]}")
         if base == "gym" and ":" not in name:
             print("  the id forms (module, plugin namespace): genworld worlds --help")
         try:

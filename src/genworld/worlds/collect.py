@@ -149,6 +149,7 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
         bar = tqdm(total=len(todo), desc=f"collect {cfg.world}", unit="ep", disable=not cfg.progress,
                    initial=0, dynamic_ncols=True)
         try:
+            task = spec.config.get("description") or cfg.world  # a language instruction where the world has one
             if cfg.workers == 1:
                 results: Any = ((i, record_episode(world, policy, cfg.seed, i, cfg.steps)) for i in todo)
             else:
@@ -156,7 +157,7 @@ def collect(cfg: CollectConfig) -> dict[str, Any]:
                 pool = ctx.Pool(cfg.workers, _init_worker, (cfg.world, cfg.overrides, policy, cfg.seed, cfg.steps))
                 results = pool.imap(_work, todo, chunksize=1)
             for i, ep in results:
-                got = writer.add_episode(ep, task=cfg.world)
+                got = writer.add_episode(ep, task=task)
                 assert got == i, (got, i)
                 steps_done += len(ep[spec.action.key])
                 bar.update(1)

@@ -212,6 +212,9 @@ class TabletopWorld:
         mj = self.mj
         mj.mj_setState(self.model, self.data, np.asarray(state["mjstate"]), mj.mjtState.mjSTATE_INTEGRATION)
         mj.mj_forward(self.model, self.data)
+        # mj_forward's solver writes the warm start on some MuJoCo releases (3.3): restore it, so stepping on is
+        # bit-identical on every release
+        mj.mj_setState(self.model, self.data, np.asarray(state["mjstate"]), mj.mjtState.mjSTATE_INTEGRATION)
         self.active[:] = state["active"]
         self.tracker.set_state(state["tracker"])
         if self.synth is not None and state["synth"] is not None:
