@@ -19,6 +19,10 @@ WORLDS = (
     ("arcade:Pong", "sticky"),
     ("gym:CartPole-v1", "random"),
     ("gym:Pendulum-v1", "random"),
+    ("drive:highway", "driver"),
+    ("drive:parking", "sticky"),
+    ("metaworld:push-v3", "expert"),
+    ("metaworld:pick-place-v3", "expert"),
 )
 
 

@@ -27,6 +27,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+# `gt.objects`: the object table the evaluator's detectors read, one row per object (row 0 the agent), in image
+# pixels. A world that records it under these names gets the object, physics and causality metrics.
+OBJECT_COLUMNS: tuple[str, ...] = ("x", "y", "vx", "vy", "radius", "mass", "colour_id", "visible", "exists",
+                                   "material_id")
+
 Kind = Literal["video", "audio", "touch", "proprio", "action", "reward", "done", "text", "gt"]
 KINDS: tuple[str, ...] = ("video", "audio", "touch", "proprio", "action", "reward", "done", "text", "gt")
 

@@ -144,9 +144,9 @@ def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any
     Sound (`audio_key`) and touch (`touch_key`) onsets calibrate the visual contact gap, with the rim's
     edges as the walls (`probe.rim_walls`).
     """
-    from genworld.evaluate.probe import ProbeSegmenter, body_contacts, body_tables, detector_config
+    from genworld.evaluate.probe import ProbeSegmenter, detector_config, detector_contacts, detector_tables
 
-    tables = [body_tables(ep["gt.bodies"], config) for ep in episodes]
+    tables = [detector_tables(ep, config) for ep in episodes]
     v_max = 0.0
     for t in tables:
         both = (t[1:, :, 8] > 0.5) & (t[:-1, :, 8] > 0.5)
@@ -176,7 +176,7 @@ def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any
     for ep, tab in zip(episodes, tables):
         frames = ep[video_key]
         tr = track_episode(frames, frames, tab, seg, seg.gt_blobs(frames, ep["gt.segmentation"]))
-        stats.add(tr, tab, body_contacts(ep["gt.contacts"]), dcfg, th.size_skip)
+        stats.add(tr, tab, detector_contacts(ep["gt.contacts"], config), dcfg, th.size_skip)
         walls = np.asarray(dcfg["walls"])
         if audio_key is not None and audio_key in ep:
             stats.gaps.append(_onset_gaps(tr, tab, sound_onsets(ep[audio_key], th), seg.size, walls=walls))

@@ -17,6 +17,7 @@ import numpy as np
 from genworld.evaluate.config import EvalConfig
 from genworld.evaluate.drift import drift_block
 from genworld.evaluate.frames import drift_slope, psnr, ssim, valid_horizon
+from genworld.spec import OBJECT_COLUMNS
 
 SCHEMA = "genworld.report/1"
 
@@ -147,8 +148,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     palette = has_gt and all(k in config for k in ("palette", "background", "image_size"))
     bounce = palette and spec.name.startswith("bounce")
     # MuJoCo worlds (tabletop): objects read by a probe fitted on GT frames and their gt.segmentation
-    probe = (not palette and all(k in spec for k in ("gt.segmentation", "gt.bodies", "gt.contacts"))
-             and all(k in config for k in ("palette", "image_size", "camera")))
+    # probe-read worlds: MuJoCo tabletop (gt.bodies through its camera) and worlds that record their objects in
+    # the detector schema (gt.objects in pixels: drive, metaworld), all with gt.segmentation masks
+    own_tables = "gt.objects" in spec and tuple(spec["gt.objects"].names or ()) == OBJECT_COLUMNS
+    probe = (not palette and all(k in spec for k in ("gt.segmentation", "gt.contacts"))
+             and all(k in config for k in ("palette", "image_size"))
+             and (own_tables or ("gt.bodies" in spec and "camera" in config)))
     no_gt = ("the dataset has no gt.objects / gt.contacts columns (ground-truth object states of palette "
              "worlds) nor gt.segmentation / gt.bodies / gt.contacts (MuJoCo worlds, read by a segmentation "
              "probe); collect it with genworld collect to get them" if not (has_gt or probe) else
@@ -503,9 +508,9 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     from genworld.evaluate.calibrate import calibrate_probe
     from genworld.evaluate.probe import (
         ProbeSegmenter,
-        body_contacts,
-        body_tables,
         detector_config,
+        detector_contacts,
+        detector_tables,
         fit_probe,
         probe_accuracy,
     )
@@ -531,9 +536,10 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     frames = np.concatenate([e[vkey][::every] for e in fit_eps])
     labels = np.concatenate([e["gt.segmentation"][::every] for e in fit_eps])
     probe = fit_probe(frames, labels, len(config["palette"]) + 1, seed=cfg.seed, episodes=fit_ids)
+    gt_keys = ["gt.bodies" if "gt.bodies" in spec and "camera" in config else "gt.objects", "gt.contacts"]
     akey = next((m.key for m in spec.of_kind("audio")), None)
     tkey = next((m.key for m in spec.of_kind("touch")), None)
-    cal_eps = [ds.episode(i, keys=keys + ["gt.bodies", "gt.contacts"] + [k for k in (akey, tkey) if k])
+    cal_eps = [ds.episode(i, keys=keys + gt_keys + [k for k in (akey, tkey) if k])
                for i in cal_ids]
     th = calibrate_probe(cal_eps, config, vkey, probe, akey, tkey)
     seg = ProbeSegmenter(config, th, probe)
@@ -542,15 +548,16 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     acc = probe_accuracy(seg, gt_frames.reshape(-1, *gt_frames.shape[2:]), gt_seg.reshape(-1, *gt_seg.shape[2:]))
     acc.update({"fit": probe.to_json(), "measured_on": f"GT frames of the {len(ids)} scored episodes (steps "
                 f"{C - 1}..{C + H - 1}), against their gt.segmentation", "notes": notes})
-    tables = np.stack([body_tables(ep["gt.bodies"][C - 1: C + H], config) for ep in episodes])
-    contacts = np.stack([body_contacts(ep["gt.contacts"][C - 1: C + H]) for ep in episodes])
+    window = [{k: ep[k][C - 1: C + H] for k in gt_keys} for ep in episodes]
+    tables = np.stack([detector_tables(w, config) for w in window])
+    contacts = np.stack([detector_contacts(w["gt.contacts"], config) for w in window])
     gt_cache = [seg.gt_blobs(f, s) for f, s in zip(gt_frames, gt_seg)]
     dcfg = detector_config(config)
     cal = {"episodes": cal_ids, "note": "GT frames of episodes neither scored nor fitted on, read by the probe and "
            "compared with their gt.segmentation masks; thresholds = 99.5th percentiles (<= 1% false positives); "
            f"no size check for palette colours {list(th.size_skip)} (fingertip, and bodies the probe reads poorly)"}
     reader = objects_eval.TrackCounter(
-        seg, th, dcfg, lambda s: body_tables(s["gt.bodies"], config),
+        seg, th, dcfg, lambda s: detector_tables(s, config),
         lambda f, s: seg.gt_blobs(f, s["gt.segmentation"]) if "gt.segmentation" in s else None,
         "the segmentation probe (the world's own objects from its gt.segmentation where it renders one)")
     out: dict[str, Any] = {"thresholds": th.to_json(), "calibration": cal, "probe": acc, "reader": reader}

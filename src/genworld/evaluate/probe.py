@@ -155,8 +155,7 @@ class ProbeSegmenter:
                              f"{P} colours (expected classes = palette + 1: scene, fingertip, objects)")
         self.probe, self.th = probe, th
         self.whole_bodies = True  # objects.match_frame fits each body's whole disc (bodies are 2-4 px in radius)
-        # label -> palette index: 0 scene (-1), 1 fingertip (P - 1), 2 + j object j
-        self.colour_of = np.array([-1, P - 1] + list(range(P - 1)), np.int64)
+        self.colour_of = label_colours(config)
         self.palette_lab = np.zeros((P, 3))
         self.palette_lab[self.colour_of[1:]] = rgb_to_lab(probe.class_rgb[1:])
         yy, xx = np.mgrid[0: self.size, 0: self.size]
@@ -193,6 +192,42 @@ class ProbeSegmenter:
     def gt_blobs(self, frames: np.ndarray, segmentation: np.ndarray) -> list[Blobs]:
         """Blobs of GT frames (T, S, S, 3) read from their `gt.segmentation` (T, S, S): the exact masks."""
         return [self.label_blobs(s, f) for f, s in zip(frames, segmentation)]
+
+
+def label_colours(config: dict[str, Any]) -> np.ndarray:
+    """Palette index of each `gt.segmentation` label (-1 for the scene, label 0).
+
+    A world says it in `spec.config["label_colours"]` (drive, metaworld: label 1 + k is row k of gt.objects,
+    whose colour is palette k); tabletop's layout is the default: 1 the fingertip (the palette's last colour),
+    2 + j object j."""
+    if "label_colours" in config:
+        return np.asarray(config["label_colours"], np.int64)
+    P = len(config["palette"])
+    return np.array([-1, P - 1] + list(range(P - 1)), np.int64)
+
+
+def detector_tables(step: dict[str, np.ndarray], config: dict[str, Any]) -> np.ndarray:
+    """(T, K+1, 10) detector tables of a window of steps: a world's own `gt.objects` where it records them in
+    the detector schema (drive, metaworld), else tabletop's, projected from `gt.bodies` (`body_tables`)."""
+    if "gt.bodies" in step and "camera" in config and np.asarray(step["gt.bodies"]).shape[-1] == 22:
+        return body_tables(step["gt.bodies"], config)
+    if "gt.objects" not in step:
+        raise KeyError("detector tables: the steps have neither gt.objects (detector schema) nor tabletop gt.bodies")
+    t = np.asarray(step["gt.objects"], np.float64)
+    if t.ndim != 3 or t.shape[-1] != 10:
+        raise ValueError(f"detector tables: gt.objects has shape {t.shape}, expected (T, K+1, 10)")
+    return t
+
+
+def detector_contacts(contacts: np.ndarray, config: dict[str, Any]) -> np.ndarray:
+    """(T, K+1, K+2) contacts as the detectors read them (bodies, then one "wall" column): tabletop's drop its
+    table column (`body_contacts`); other worlds record that layout already."""
+    c = np.asarray(contacts)
+    if "table_half" in config and c.ndim == 3 and c.shape[-1] == c.shape[1] + 2:
+        return body_contacts(c)
+    if c.ndim != 3 or c.shape[-1] != c.shape[1] + 1:
+        raise ValueError(f"detector contacts: gt.contacts has shape {c.shape}, expected (T, K+1, K+2)")
+    return c
 
 
 def body_tables(bodies: np.ndarray, config: dict[str, Any]) -> np.ndarray:
@@ -267,9 +302,12 @@ def body_contacts(contacts: np.ndarray) -> np.ndarray:
 
 
 def detector_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config the detectors read for a tabletop world: no occluder, no gravity in the image plane
-    (objects slide on a level table, so gravity does no work on them), the rim's edges as walls."""
-    return {"image_size": config["image_size"], "gravity": 0.0, "walls": rim_walls(config).tolist()}
+    """The config the detectors read for a probe-read world: no occluder, no gravity in the image plane
+    (tabletop's objects slide on a level table; drive's cars on a level road; Meta-World's objects rest on the
+    table, which the contact table records), and walls: tabletop's rim edges, a world's own `walls`, or none
+    (a camera that follows the agent has no walls in the image)."""
+    walls = rim_walls(config).tolist() if "table_half" in config else config.get("walls", [])
+    return {"image_size": config["image_size"], "gravity": 0.0, "walls": walls if walls else np.zeros((0, 3)).tolist()}
 
 
 def probe_accuracy(seg: ProbeSegmenter, frames: np.ndarray, segmentation: np.ndarray) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from genworld.spec import Modality, WorldSpec
+from genworld.spec import OBJECT_COLUMNS, Modality, WorldSpec
 from genworld.worlds.base import MissingExtraError, Policy
 from genworld.worlds.gym import RandomPolicy, StickyPolicy, resize_frame
 
@@ -37,7 +37,6 @@ META_ACTIONS = ("lane_left", "idle", "lane_right", "faster", "slower", "horn")
 TAXELS = ("front", "front_right", "right", "rear_right", "rear", "rear_left", "left", "front_left")
 VEHICLE_COLUMNS = ("x", "y", "heading", "speed", "length", "width", "lane", "exists", "visible", "crashed",
                    "on_road")
-OBJECT_COLUMNS = ("x", "y", "vx", "vy", "radius", "mass", "colour_id", "visible", "exists", "material_id")
 PROPRIO = ("x", "y", "vx", "vy", "cos_h", "sin_h", "speed", "lane_offset")
 EGO_RGB = (50, 200, 0)
 OTHER_RGB = ((230, 40, 40), (40, 90, 230), (240, 200, 30), (200, 60, 220), (30, 210, 210), (250, 130, 20),
@@ -194,6 +193,7 @@ class DriveWorld:
                                                                   "goal reached; elsewhere 0"),
         ]
         config = {"scenario": cfg.scenario, "image_size": S, "palette": [list(c) for c in self.palette],
+                  "label_colours": list(range(-1, K + 1)),  # gt.segmentation label 1 + k: row k, palette k
                   "objects": ["ego"] + [f"vehicle_{i}" for i in range(K)], "fps": cfg.fps,
                   "metres_per_pixel": cfg.render_size / (cfg.scaling * S), "actions": cfg.actions,
                   "max_vehicles": K, "reach": cfg.reach}

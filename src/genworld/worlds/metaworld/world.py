@@ -25,14 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from genworld.spec import Modality, WorldSpec
+from genworld.spec import OBJECT_COLUMNS, Modality, WorldSpec
 from genworld.worlds.base import MissingExtraError, Policy
 from genworld.worlds.gym import RandomPolicy, StickyPolicy, resize_frame
 
 TAXELS = ("left_pad", "right_pad", "left_claw", "right_claw")
 PROPRIO = ("x", "y", "z", "vx", "vy", "vz", "opening")
 BODY_COLUMNS = ("x", "y", "z", "qw", "qx", "qy", "qz", "vx", "vy", "vz")
-OBJECT_COLUMNS = ("x", "y", "vx", "vy", "radius", "mass", "colour_id", "visible", "exists", "material_id")
 CAMERAS = ("front", "corner", "corner2", "corner3", "corner4", "topview", "behindGripper", "gripperPOV")
 MATERIALS = ("metal", "plastic", "wood")  # gripper, objects, table
 _PADS = ("leftpad_geom", "rightpad_geom", "leftclaw_it", "rightclaw_it")
@@ -229,7 +228,8 @@ class MetaWorldWorld:
         S0 = cfg.render_size or S
         config = {"task": cfg.task, "description": describe(cfg.task), "camera": cfg.camera, "image_size": S,
                   "render_size": S0, "repeat": cfg.repeat, "sound": cfg.sound, "audio_rate": cfg.audio_rate,
-                  "objects": self.object_names, "palette": [[200, 200, 200]] + [[255, 0, 0]] * K}
+                  "objects": ["gripper", *self.object_names], "palette": [[200, 200, 200]] + [[255, 0, 0]] * K,
+                  "label_colours": list(range(-1, K + 1))}  # gt.segmentation label 1 + k: row k, palette k
         return WorldSpec(name=f"metaworld:{cfg.task}", fps=self.fps, modalities=tuple(mods), config=config)
 
     # -- simulation -------------------------------------------------------------------------------
