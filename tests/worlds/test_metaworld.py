@@ -98,6 +98,18 @@ def test_the_task_description_is_the_datasets_task(tmp_path) -> None:  # noqa: A
     assert Dataset(tmp_path / "d").tasks == ["move the gripper to the goal position"]
 
 
+def test_every_policy_acts_within_the_action_box(push) -> None:  # noqa: ANN001
+    for name in ("random", "sticky", "mixed", "expert"):
+        obs = push.reset(0)
+        pol = push.policy(name, np.random.default_rng(1))
+        for _ in range(3):
+            a = pol(obs)
+            assert a.shape == (4,) and np.all(np.abs(a) <= 1.0), name
+            obs, _, _ = push.step(a)
+    with pytest.raises(ValueError, match="unknown policy"):
+        push.policy("nope", np.random.default_rng(0))
+
+
 def test_bad_input_is_named(push) -> None:  # noqa: ANN001
     with pytest.raises(ValueError, match="did you mean push-v3"):
         make_world("metaworld:psuh-v3")

@@ -177,7 +177,7 @@ def calibrate_probe(episodes: list[dict[str, np.ndarray]], config: dict[str, Any
         frames = ep[video_key]
         tr = track_episode(frames, frames, tab, seg, seg.gt_blobs(frames, ep["gt.segmentation"]))
         stats.add(tr, tab, detector_contacts(ep["gt.contacts"], config), dcfg, th.size_skip)
-        walls = np.asarray(dcfg["walls"])
+        walls = np.asarray(dcfg["walls"], np.float64).reshape(-1, 3)
         if audio_key is not None and audio_key in ep:
             stats.gaps.append(_onset_gaps(tr, tab, sound_onsets(ep[audio_key], th), seg.size, walls=walls))
         if touch_key is not None and touch_key in ep:

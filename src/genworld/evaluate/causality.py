@@ -42,7 +42,7 @@ def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float,
     Step 0 uses frame 0 alone. Gaps are negative when discs (or a disc and a wall) interpenetrate. `walls`
     (W, 3) straight walls in the image (`border_walls`); default the image borders.
     """
-    walls = border_walls(size) if walls is None else np.asarray(walls, np.float64)
+    walls = border_walls(size) if walls is None else np.asarray(walls, np.float64).reshape(-1, 3)
     pres = tr["present"] > 0
     p = np.stack([np.where(pres, tr["cx"], np.nan), np.where(pres, tr["cy"], np.nan)], -1)  # (T, K, 2)
     T, K = pres.shape
@@ -69,7 +69,7 @@ def step_gaps(tr: dict[str, np.ndarray], tables: np.ndarray, size: float,
     bk = np.full_like(p, np.nan)
     bk[:-1] = 2 * p[:-1] - p[1:]
     wall = np.full((T, K), np.inf)
-    for q in ends + [f, bk]:
+    for q in ends + [f, bk] if len(walls) else []:  # no walls (a camera following the agent): never near one
         g = (q @ walls[:, :2].T + walls[:, 2] - r[..., None]).min(-1)  # (T, K)
         wall = np.fmin(wall, g)
     wall[~pres] = np.nan

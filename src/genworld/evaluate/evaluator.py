@@ -141,6 +141,14 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     if not videos:
         raise ValueError(f"{data_dir}: world {spec.name!r} has no video modality; genworld eval scores frames")
     vkey = videos[0].key
+    short = [i for i in ids if ds.lengths[i] < C + H]
+    if short:  # worlds that end episodes (a crash, a fallen pole): score the episodes long enough to score
+        order = ids + [i for i in held_out(run_dir, ds.num_episodes, ds.num_episodes)[0] if i not in ids]
+        long_enough = [i for i in order if ds.lengths[i] >= C + H][: cfg.episodes]
+        if long_enough:
+            notes.append(f"{len(short)} of the picked episodes are shorter than --context + --horizon = {C + H} "
+                         f"steps; scored {len(long_enough)} long enough instead")
+            ids = long_enough
     episodes = [ds.episode(i) for i in ids]
     check_length(episodes, C, H, spec.action.key, f"--data {data_dir}")
     config = spec.config or {}
@@ -536,7 +544,8 @@ def probe_eval_all(ds: Any, ids: list[int], run_dir: Path, episodes: list[dict[s
     frames = np.concatenate([e[vkey][::every] for e in fit_eps])
     labels = np.concatenate([e["gt.segmentation"][::every] for e in fit_eps])
     probe = fit_probe(frames, labels, len(config["palette"]) + 1, seed=cfg.seed, episodes=fit_ids)
-    gt_keys = ["gt.bodies" if "gt.bodies" in spec and "camera" in config else "gt.objects", "gt.contacts"]
+    own = "gt.objects" in spec and tuple(spec["gt.objects"].names or ()) == OBJECT_COLUMNS  # the world's own tables
+    gt_keys = ["gt.objects" if own else "gt.bodies", "gt.contacts"]
     akey = next((m.key for m in spec.of_kind("audio")), None)
     tkey = next((m.key for m in spec.of_kind("touch")), None)
     cal_eps = [ds.episode(i, keys=keys + gt_keys + [k for k in (akey, tkey) if k])

@@ -60,7 +60,7 @@ def score_system(frames: np.ndarray, gt_frames: np.ndarray, tables: np.ndarray, 
     mom_sum, mom_n = np.zeros(H), np.zeros(H)  # relative momentum change of free collisions per h
     mom_flags = mom_unseen = 0
     size = float(seg.size)
-    walls = np.asarray(config["walls"], np.float64) if config.get("walls") is not None else None  # default: borders
+    walls = np.asarray(config["walls"], np.float64).reshape(-1, 3) if config.get("walls") is not None else None  # default: borders
     for i in range(N):
         tr = track_episode(frames[i], gt_frames[i], tables[i], seg, gt_cache[i] if gt_cache else None)
         flags = violation_flags(tr, tables[i], contacts[i], config, th)

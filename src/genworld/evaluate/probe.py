@@ -209,7 +209,7 @@ def label_colours(config: dict[str, Any]) -> np.ndarray:
 def detector_tables(step: dict[str, np.ndarray], config: dict[str, Any]) -> np.ndarray:
     """(T, K+1, 10) detector tables of a window of steps: a world's own `gt.objects` where it records them in
     the detector schema (drive, metaworld), else tabletop's, projected from `gt.bodies` (`body_tables`)."""
-    if "gt.bodies" in step and "camera" in config and np.asarray(step["gt.bodies"]).shape[-1] == 22:
+    if "gt.objects" not in step and "gt.bodies" in step:
         return body_tables(step["gt.bodies"], config)
     if "gt.objects" not in step:
         raise KeyError("detector tables: the steps have neither gt.objects (detector schema) nor tabletop gt.bodies")

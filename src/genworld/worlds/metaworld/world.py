@@ -431,14 +431,15 @@ class MetaWorldWorld:
     def policy(self, name: str, rng: np.random.Generator) -> Policy:
         """`mixed` (Meta-World's scripted expert for the task with noise, half the episodes; else sticky),
         `expert`, `random` or `sticky`."""
+        box = {"low": -np.ones(4), "high": np.ones(4)}
         if name == "random":
-            return RandomPolicy(self.spec.action, rng)
+            return RandomPolicy(rng, **box)
         if name == "sticky":
-            return StickyPolicy(self.spec.action, rng)
+            return StickyPolicy(rng, repeat=0.8, **box)
         if name == "expert":
             return ExpertPolicy(self, rng)
         if name == "mixed":
-            return ExpertPolicy(self, rng) if rng.random() < 0.5 else StickyPolicy(self.spec.action, rng)
+            return ExpertPolicy(self, rng) if rng.random() < 0.5 else StickyPolicy(rng, repeat=0.8, **box)
         raise ValueError(f"{self.spec.name}: unknown policy {name!r}; policies: mixed, expert, random, sticky")
 
     def close(self) -> None:
