@@ -1,12 +1,14 @@
-"""`genworld data info | export-video`: look inside a dataset, watch and hear an episode."""
+"""`genworld data info | export-video | import-video`: look inside a dataset, watch and hear an episode, make a
+dataset from videos."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="inspect datasets: info, export-video",
+    p = sub.add_parser("data", help="inspect datasets and import videos: info, export-video, import-video",
                        description="Inspect genworld / LeRobot datasets.")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     i = dsub.add_parser("info", help="summary of a dataset: world, episodes, features, sizes on disk",
@@ -24,6 +26,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--out", required=True, help="output .mp4 file")
     e.add_argument("--scale", type=int, default=4, help="upscale factor (default: 4)")
     e.set_defaults(func=run_export)
+    v = dsub.add_parser("import-video", help="make a dataset (no actions) from videos or image folders",
+                        description="Decode MP4, WebM, MKV, MOV, AVI and animated GIF files and folders of images "
+                                    "into a genworld dataset with video and the sound track where a file has one, "
+                                    "cut into episodes; no action column (train with --actions latent). A file that "
+                                    "cannot be decoded is named and skipped (--strict: stop); re-running resumes."
+                                    "\n\nexample:\n  genworld data import-video clips/*.mp4 --out data/clips "
+                                    "--fps 10 --size 64x64", formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("paths", nargs="+", help="video files, folders of videos, or folders of images")
+    v.add_argument("--out", required=True, help="dataset directory (created, or resumed)")
+    v.add_argument("--fps", type=int, default=10, help="steps per second (default 10)")
+    v.add_argument("--size", default="64x64", help="frame size HxW (default 64x64; centre-cropped to its aspect)")
+    v.add_argument("--clip-steps", type=int, default=64, help="steps per episode (default 64)")
+    v.add_argument("--audio-rate", type=int, help="sound sample rate (default: 16 kHz rounded to a multiple of fps)")
+    v.add_argument("--strict", action="store_true", help="stop at the first file that cannot be decoded")
+    v.add_argument("--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=run_import_video)
+
+
+def run_import_video(args: argparse.Namespace) -> int:
+    from genworld.data.import_video import ImportConfig, import_videos, parse_size
+
+    r = import_videos(ImportConfig(paths=tuple(args.paths), out=args.out, fps=args.fps, size=parse_size(args.size),
+                                   clip_steps=args.clip_steps, audio_rate=args.audio_rate, strict=args.strict,
+                                   progress=not args.quiet))
+    sound = f", sound at {r['audio_rate']} Hz" if r["audio_rate"] else ", no sound"
+    print(f"{r['out']}: {r['episodes']} episodes ({r['new_episodes']} new, {r['new_steps']} steps) from "
+          f"{r['imported']} files{sound}; {r['already']} already imported, {len(r['skipped'])} skipped")
+    print(f"next: genworld train --data {r['out']} --actions latent --out runs/{Path(r['out']).name}")
+    return 0
 
 
 def _size(path) -> int:  # noqa: ANN001

@@ -62,6 +62,16 @@ def run(args: argparse.Namespace) -> int:
         return "n/a" if v is None else _fmt(v)
 
     ps = r["per_horizon"]["psnr"]
+    if r.get("actions") == "latent":
+        la = r["latent_actions"]
+        print(f"wrote {args.out}/report.json and report.md ({r['episodes']} episodes, horizon {r['horizon']}, "
+              f"latent actions K = {la['k']}, {r['seconds']:.0f} s)")
+        print(f"  PSNR h=1 {ps['model'][0]:.2f} dB (copy-last {ps['copy_last'][0]:.2f}); valid horizon "
+              f"{r['valid_horizon']}; controllability {la['controllability']:.4f}")
+        print(f"  latent -> true action probe accuracy {get('latent_actions', 'probe_accuracy')} (majority "
+              f"{get('latent_actions', 'majority_accuracy')}), NMI {get('latent_actions', 'nmi')}"
+              + (f" ({la['probe_reason']})" if la.get("probe_reason") else ""))
+        return 0
     print(f"wrote {args.out}/report.json and report.md ({r['episodes']} episodes, horizon {r['horizon']}, "
           f"{r['timing']['total']:.0f} s)")
     print(f"  PSNR h=1 {ps['model'][0]:.2f} dB (copy-last {ps['copy_last'][0]:.2f}), h={r['horizon']} "

@@ -156,9 +156,12 @@ def energy_flags(tr: dict[str, np.ndarray], tables: np.ndarray, contacts: np.nda
     Per object and unit mass (`step_energy`), from predicted centroids. Frame t is checked when the object is
     in free flight (seen, clear of the occluder, touching nothing) from t-w to t+w, so no work is done on it;
     a normalised rise (`energy_rise`) above `energy_tol` is a violation. The agent (row 0) is pushed by the
-    action and is never checked.
+    action and is never checked; nor is anything in a world whose objects drive themselves
+    (`config["self_propelled"]`: drive's cars accelerate and brake).
     """
     rise, elig = energy_rise(tr, tables, contacts, config)
+    if config.get("self_propelled"):
+        elig = np.zeros_like(elig)
     return elig & (rise > th.energy_tol), elig
 
 

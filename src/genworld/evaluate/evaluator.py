@@ -108,6 +108,12 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, cfg
     if C < 1 or H < 1 or cfg.episodes < 1:
         raise ValueError(f"--context must be >= 1 (got {C}), --horizon >= 1 (got {H}), --episodes >= 1 "
                          f"(got {cfg.episodes})")
+    from genworld.train.latent import read_actions
+
+    if read_actions(run_dir)["kind"] == "latent":  # its own, smaller report: latent actions cannot drive the world
+        from genworld.evaluate.latent import latent_report
+
+        return latent_report(run_dir, data_dir, out_dir, cfg, device)
     stages = ["load", "rollouts", "frames", "objects", "surprise", "controllability", "free_run", "start_end",
               "report"]
     bar = tqdm(total=len(stages), desc="eval", disable=not progress, unit="stage")

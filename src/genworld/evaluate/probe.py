@@ -307,7 +307,8 @@ def detector_config(config: dict[str, Any]) -> dict[str, Any]:
     table, which the contact table records), and walls: tabletop's rim edges, a world's own `walls`, or none
     (a camera that follows the agent has no walls in the image)."""
     walls = rim_walls(config).tolist() if "table_half" in config else config.get("walls", [])
-    return {"image_size": config["image_size"], "gravity": 0.0, "walls": walls if walls else np.zeros((0, 3)).tolist()}
+    return {"image_size": config["image_size"], "gravity": 0.0, "walls": walls if walls else np.zeros((0, 3)).tolist(),
+            "self_propelled": bool(config.get("self_propelled", False))}
 
 
 def probe_accuracy(seg: ProbeSegmenter, frames: np.ndarray, segmentation: np.ndarray) -> dict[str, Any]:

@@ -25,6 +25,11 @@ Stage 1 fits the tokenizers, stage 2 the dynamics transformer on tokens cached o
                    help="change one setting of the preset (repeatable), KEY a dotted path into config.json, VALUE "
                         "JSON: e.g. --set model.flow_width=32 --set model.dynamics.window=6 --set train.lr_dyn=2e-3 "
                         "(options: docs/model.md)")
+    p.add_argument("--actions", default="dataset",
+                   help="dataset (the dataset's own actions, default) or latent[:K]: learn K latent actions (default "
+                        "8) from the frames first, for video without actions (genworld data import-video)")
+    p.add_argument("--latent-steps", type=int, default=1000, help="training steps of the latent action model "
+                   "(default 1000; about 2 minutes on 2 cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -61,10 +66,17 @@ def run(args: argparse.Namespace) -> int:
     from genworld.train.config import preset, read_run_config, set_options
     from genworld.train.data import load_dataset
     from genworld.train.distributed import init_distributed
+    from genworld.train.latent import latent_store, parse_actions
     from genworld.train.run import train_run
 
     store = load_dataset(args.data)
     out = Path(args.out)
+    k = parse_actions(args.actions)
+    if k is not None:
+        store = latent_store(store, k, out, args.resume, progress=not args.no_progress, steps=args.latent_steps)
+    elif not store.spec.of_kind("action"):
+        raise ValueError(f"{args.data}: the dataset has no actions (imported video?); train with --actions latent[:K] "
+                         "to learn latent actions from its frames")
     if args.resume and (out / "config.json").exists():
         if args.set:
             raise ValueError(f"--set with --resume: a resumed run keeps the settings in {out / 'config.json'}; "

@@ -194,6 +194,7 @@ class DriveWorld:
         ]
         config = {"scenario": cfg.scenario, "image_size": S, "palette": [list(c) for c in self.palette],
                   "label_colours": list(range(-1, K + 1)),  # gt.segmentation label 1 + k: row k, palette k
+                  "self_propelled": True,  # cars accelerate and brake: no energy check on them
                   "objects": ["ego"] + [f"vehicle_{i}" for i in range(K)], "fps": cfg.fps,
                   "metres_per_pixel": cfg.render_size / (cfg.scaling * S), "actions": cfg.actions,
                   "max_vehicles": K, "reach": cfg.reach}
