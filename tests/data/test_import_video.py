@@ -131,12 +131,17 @@ def test_latent_actions_train_play_as_discrete_and_evaluate(sources: Path, tmp_p
     env.reset(seed=0)
     obs, *_ = env.step(3)
     assert obs[VIDEO_KEY].shape == (32, 32, 3)
+    assert main(["dream", "--run", str(run), "--data", str(data), "--episode", "0", "--context", "2", "--horizon", "4",
+                 "--latent-actions", "3,1", "--out", str(tmp_path / "d.mp4")]) == 0
+    assert (tmp_path / "d.mp4").stat().st_size > 1000
+    assert main(["dream", "--run", str(run), "--data", str(data), "--latent-actions", "9", "--out",
+                 str(tmp_path / "e.mp4")]) != 0  # outside 0..3
     out = tmp_path / "eval"
     assert main(["eval", "--run", str(run), "--data", str(data), "--out", str(out), "--horizon", "4",
                  "--episodes", "2", "--quiet"]) == 0
     r = json.loads((out / "report.json").read_text())
     la = r["latent_actions"]
-    assert r["actions"] == "latent" and la["k"] == 4 and la["probe_accuracy"] is None and la["controllability"] >= 0
+    assert r["actions"] == "latent" and la["k"] == 4 and la["probe_accuracy"] is None and sum(la["usage"]) == 2 * 10
     assert len(r["per_horizon"]["psnr"]["model"]) == 4 and r["free_run"]["available"] is False
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "bad"), "--actions", "latent:1"]) != 0
 

@@ -1,8 +1,8 @@
 """Latent action model: a small discrete set of actions learned from consecutive frames alone (Genie's idea).
 
-The encoder sees frames t-1, t and t+1 and must name the change from t to t+1 with one of K codes (a vector
-quantiser: nearest of K learned vectors, straight-through gradients, commitment loss, dead codes re-seeded
-from the batch). The decoder sees only frames t-1 and t (so it knows where everything is and how it moves)
+The encoder sees frames t-1, t and t+1 and must name the change from t to t+1 with one of K codes (a
+categorical bottleneck: straight-through Gumbel-softmax over K logits, with a penalty on a batch that uses
+few codes, so the bottleneck cannot collapse onto one code). The decoder sees only frames t-1 and t (so it knows where everything is and how it moves)
 and the code, and predicts frame t+1. What the two past frames cannot tell, the code has to carry: in an
 interactive world that is mostly the action. A dataset's own action column is never read.
 
@@ -28,8 +28,10 @@ class LatentActionConfig:
     width: int = 32
     """channels of the convolutional encoder and decoder"""
     code_dim: int = 16
-    beta: float = 0.25
-    """commitment weight of the quantiser"""
+    diversity: float = 0.1
+    """weight of the penalty log K - H(mean code distribution of the batch): keeps every code in use"""
+    tau: float = 1.0
+    """Gumbel-softmax temperature"""
     steps: int = 1000
     batch: int = 32
     lr: float = 1e-3
@@ -70,8 +72,8 @@ class LatentActionModel(nn.Module):
         fh, fw = h >> self.n_down, w >> self.n_down
         c = cfg.width
         self.enc = _conv_stack(12, c, self.n_down)
-        self.enc_out = nn.Linear(c * fh * fw, cfg.code_dim)
-        self.codebook = nn.Parameter(torch.randn(cfg.k, cfg.code_dim) * 0.5)
+        self.enc_out = nn.Linear(c * fh * fw, cfg.k)
+        self.codebook = nn.Parameter(torch.randn(cfg.k, cfg.code_dim))
         self.dec_in = _conv_stack(6, c, self.n_down)
         self.film = nn.Linear(cfg.code_dim, 2 * c)
         ups: list[nn.Module] = []
@@ -85,17 +87,21 @@ class LatentActionModel(nn.Module):
         return F.avg_pool2d(x, self.scale) if self.scale > 1 else x
 
     def encode(self, prev: torch.Tensor, cur: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
-        """Continuous code (B, code_dim) of the change cur -> nxt."""
+        """Logits (B, K) of the code naming the change cur -> nxt."""
         x = torch.cat([prev, cur, nxt, 4.0 * (nxt - cur)], 1)  # the change itself, amplified: what to name
         return self.enc_out(self.enc(x).flatten(1))
 
-    def quantise(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(nearest codes (B,), quantised vectors with straight-through gradient (B, D), VQ loss)."""
-        d = torch.cdist(z, self.codebook)
-        idx = d.argmin(1)
-        q = self.codebook[idx]
-        vq = F.mse_loss(q, z.detach()) + self.cfg.beta * F.mse_loss(z, q.detach())
-        return idx, z + (q - z).detach(), vq
+    def quantise(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(codes (B,), code vectors (B, D): one-hot straight-through while training, the diversity penalty)."""
+        idx = logits.argmax(1)
+        if self.training:
+            y = F.gumbel_softmax(logits, tau=self.cfg.tau, hard=True)
+            p = logits.softmax(1).mean(0)
+            penalty = float(np.log(self.cfg.k)) + (p * torch.log(p + 1e-9)).sum()
+        else:
+            y = F.one_hot(idx, self.cfg.k).float()
+            penalty = logits.new_zeros(())
+        return idx, y @ self.codebook, penalty
 
     def decode(self, prev: torch.Tensor, cur: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
         """Predicted frame t+1 (B, 3, h, w) in [0, 1] from frames t-1, t and a code vector."""
@@ -109,25 +115,15 @@ class LatentActionModel(nn.Module):
     def loss(self, prev: torch.Tensor, cur: torch.Tensor, nxt: torch.Tensor) -> tuple[torch.Tensor, dict]:
         prev, cur, nxt = self._prep(prev), self._prep(cur), self._prep(nxt)
         z = self.encode(prev, cur, nxt)
-        idx, q, vq = self.quantise(z)
+        idx, q, div = self.quantise(z)
         pred = self.decode(prev, cur, q)
         # Pixels that change carry the action; the still background would otherwise dominate the error.
         moving = ((nxt - cur).abs().amax(1, keepdim=True) > 0.02).float()
         rec = ((pred - nxt) ** 2 * (1.0 + self.cfg.moving_weight * moving)).mean()
         with torch.no_grad():
             self.usage.mul_(0.99).add_(0.01 * torch.bincount(idx, minlength=self.cfg.k).float() / len(idx))
-        return rec + vq, {"rec": float(rec.detach()), "vq": float(vq.detach()), "z": z.detach(), "codes": idx}
-
-    def reseed_dead(self, z: torch.Tensor, floor: float = 0.1) -> int:
-        """Move codes used by less than `floor` of recent samples onto random encoder outputs of the batch."""
-        dead = torch.nonzero(self.usage < floor / self.cfg.k).flatten()
-        if len(dead) == 0:
-            return 0
-        pick = torch.randint(0, len(z), (len(dead),))
-        with torch.no_grad():
-            self.codebook[dead] = z[pick] + 0.01 * torch.randn_like(z[pick])
-            self.usage[dead] = 1.0 / self.cfg.k
-        return len(dead)
+        return rec + self.cfg.diversity * div, {"rec": float(rec.detach()), "diversity": float(div.detach()),
+                                                "codes": idx}
 
     @torch.no_grad()
     def infer(self, frames: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -169,6 +165,7 @@ def train_latent_actions(episodes: list[np.ndarray], cfg: LatentActionConfig, se
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     lam = LatentActionModel(cfg, episodes[0].shape[1:3])
+    lam.train()
     opt = torch.optim.AdamW(lam.parameters(), lr=cfg.lr, weight_decay=1e-4)
     info: dict = {}
     bar = tqdm(range(cfg.steps), desc="latent actions", disable=not progress, dynamic_ncols=True)
@@ -180,8 +177,6 @@ def train_latent_actions(episodes: list[np.ndarray], cfg: LatentActionConfig, se
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if step % 50 == 49 and step < 0.8 * cfg.steps:
-            lam.reseed_dead(info["z"])
         if step % 25 == 0:
             bar.set_postfix(rec=f"{info['rec']:.5f}", used=int((lam.usage > 0.2 / cfg.k).sum()))
     lam.eval()

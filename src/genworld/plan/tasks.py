@@ -121,7 +121,12 @@ class BounceTask:
             if np.linalg.norm(tgt - gt[0, :2]) >= self.min_dist * size:
                 break
         goal = render_goal(world, gt, tgt)
-        return Episode(seed, 0, tgt.astype(np.float32), self.region * size, obs, {"goal_image": goal})
+        # The planner's target is read off the goal image (where it shows the agent), as for a given image;
+        # success is judged against the true target.
+        xy, seen = palette_centroids(goal[None], agent_rgb, self.tol)
+        read = xy[0] if seen[0] else tgt
+        return Episode(seed, 0, tgt.astype(np.float32), self.region * size, obs,
+                       {"goal_image": goal, "goal_read": np.asarray(read, np.float32)})
 
     def cost(self, world: World, ep: Episode, obs: dict[str, np.ndarray]) -> StepCost:
         """The planning cost from the current real observation `obs` (its frame, not its ground truth)."""
@@ -153,7 +158,7 @@ class BounceTask:
                 return PixelGoalCost(key, ep.info["goal_image"])
             if self.goal_cost == "latent":
                 return LatentGoalCost(goal_obs=reach_goal_obs(world, ep))
-            return ReachCost(agent, ep.target, size)
+            return ReachCost(agent, ep.info.get("goal_read", ep.target), size)
         if self.name == "touch":
             touch = [m.key for m in spec.of_kind("touch")]
             return TouchCost(obj, agent, reach, size, touch_key=touch[0] if touch else None)

@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (0 = most likely codes)")
     p.add_argument("--top-k", type=int, default=0, help="sample among the k most likely levels (0 = all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latent-actions", help="a run with latent actions: the latent actions to press after the "
+                   "context, comma-separated (e.g. 3,3,1; the last one repeats); default: those inferred from "
+                   "the episode's frames")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     p.set_defaults(func=run)
@@ -68,11 +71,37 @@ def run(args: argparse.Namespace) -> int:
     sess = WorldSession.load(args.run, device=args.device, temperature=args.temperature, top_k=args.top_k,
                              seed=args.seed)
     ds = Dataset(args.data)
-    check_compatible(sess.spec, ds.spec, f"dream --run {args.run} --data {args.data}")
     if not 0 <= args.episode < ds.num_episodes:
         raise ValueError(f"--episode {args.episode} outside 0..{ds.num_episodes - 1} of {args.data}")
-    ep = ds.episode(args.episode, keys=model_keys(ds.spec))
-    check_episode(ds.spec, ep, f"{args.data}, episode {args.episode}")
+    from genworld.train.latent import latent_spec, read_actions
+
+    actions = read_actions(args.run)
+    if actions["kind"] == "latent":  # the episode's actions become the latent ones the run's model infers
+        import numpy as np
+
+        from genworld.models.latent_actions import load_latent_actions
+
+        data_spec = latent_spec(ds.spec, int(actions["k"]))
+        check_compatible(sess.spec, data_spec, f"dream --run {args.run} --data {args.data}")
+        ep = ds.episode(args.episode, keys=[k for k in model_keys(ds.spec) if ds.spec[k].kind != "action"])
+        lam, _ = load_latent_actions(str(Path(args.run) / actions["model"]))
+        ep["action"] = lam.infer(ep[actions["video_key"]])
+        if args.latent_actions:
+            try:
+                press = [int(a) for a in args.latent_actions.split(",") if a.strip()]
+            except ValueError:
+                raise ValueError(f"--latent-actions {args.latent_actions!r}: expected integers like 3,3,1") from None
+            if not press or min(press) < 0 or max(press) >= int(actions["k"]):
+                raise ValueError(f"--latent-actions {args.latent_actions!r}: each must be in 0..{actions['k'] - 1}")
+            n = len(ep["action"]) - (args.context - 1)
+            ep["action"][args.context - 1:] = np.asarray((press + [press[-1]] * n)[:n], np.int64)
+        check_episode(data_spec, ep, f"{args.data}, episode {args.episode}")
+    else:
+        if args.latent_actions:
+            raise ValueError(f"--latent-actions: run {args.run} was trained on the dataset's actions, not latent ones")
+        check_compatible(sess.spec, ds.spec, f"dream --run {args.run} --data {args.data}")
+        ep = ds.episode(args.episode, keys=model_keys(ds.spec))
+        check_episode(ds.spec, ep, f"{args.data}, episode {args.episode}")
     T = len(ep[sess.spec.action.key])
     horizon = min(args.horizon, T - args.context)
     if horizon < 1:
