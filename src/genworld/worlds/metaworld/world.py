@@ -187,7 +187,15 @@ class MetaWorldWorld:
                 row, mat, mass = K + 1, "wood", float("inf")
             self.row_of_geom[g], self.mass_of_geom[g], self.material_of_geom[g] = row, mass, mat
         self.pad_geoms = [m.geom(n).id for n in _PADS]
-        self.geom_row = np.array([self.row_of_geom[g] for g in range(m.ngeom)], np.int32)
+        # Segmentation: the gripper (the hand and its fingers) is row 0; the rest of the arm is scene, as the
+        # table is: the object reader follows the gripper, whose centre is row 0 of gt.objects.
+        hand = m.body("hand").id
+        def under_hand(b: int) -> bool:
+            while b > 0 and b != hand:
+                b = int(m.body_parentid[b])
+            return b == hand
+        self.geom_row = np.array([self.row_of_geom[g] if self.row_of_geom[g] > 0 or under_hand(int(m.geom_bodyid[g]))
+                                  else K + 1 for g in range(m.ngeom)], np.int32)
         self.object_names = [m.body(b).name for b in self.objects]
         mj.mj_forward(m, self.data)
         self.radius = [self._body_radius(b) for b in self.objects]
@@ -219,7 +227,8 @@ class MetaWorldWorld:
             Modality("gt.objects", "gt", (K + 1, len(OBJECT_COLUMNS)), self.fps, names=OBJECT_COLUMNS,
                      description="row 0 the gripper, then the objects, in image pixels (detector schema)"),
             Modality("gt.segmentation", "gt", (S, S), self.fps, dtype="uint8",
-                     description="0 background/table, 1 the arm, 2 + k object row k + 1"),
+                     description="0 scene (table, walls, the arm above the wrist), 1 the gripper, 2 + k object "
+                                 "row k + 1"),
             Modality("gt.contacts", "gt", (K + 1, K + 2), self.fps, names=("gripper", *self.object_names, "table"),
                      description="normal impulse (N s) of this step between rows (gripper, objects) and columns "
                                  "(the same and the table)"),
@@ -329,7 +338,7 @@ class MetaWorldWorld:
         return obs
 
     def _render(self) -> tuple[np.ndarray, np.ndarray]:
-        """The camera frame and the segmentation labels (0 background, 1 arm, 2 + k object row k + 1)."""
+        """The camera frame and the segmentation labels (0 scene, 1 the gripper, 2 + k object row k + 1)."""
         d, S = self.data, self.cfg.image_size
         self.renderer.update_scene(d, self.camera)
         flags = self.renderer.scene.flags
