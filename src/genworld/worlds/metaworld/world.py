@@ -225,7 +225,8 @@ class MetaWorldWorld:
             Modality("gt.bodies", "gt", (K, len(BODY_COLUMNS)), self.fps, names=BODY_COLUMNS,
                      description=f"object bodies ({', '.join(self.object_names)}): pose (m) and velocity (m/s)"),
             Modality("gt.objects", "gt", (K + 1, len(OBJECT_COLUMNS)), self.fps, names=OBJECT_COLUMNS,
-                     description="row 0 the gripper, then the objects, in image pixels (detector schema)"),
+                     description="row 0 the gripper, then the objects, in image pixels (detector schema): the "
+                                 "centre of its pixels where it shows, else its projected centre"),
             Modality("gt.segmentation", "gt", (S, S), self.fps, dtype="uint8",
                      description="0 scene (table, walls, the arm above the wrist), 1 the gripper, 2 + k object "
                                  "row k + 1"),
@@ -390,8 +391,13 @@ class MetaWorldWorld:
         pos, fwd, up, near, top = self._view
         radii = np.array([0.03, *self.radius]) * (0.5 * S * near / top) / depth
         for k in range(K + 1):
-            visible = bool((labels == (1 if k == 0 else k + 1)).any())
-            out[k] = (*uv[k], *(uv_next[k] - uv[k]), radii[k], 0.0 if k == 0 else 1.0, k, float(visible), 1.0,
+            mask = labels == k + 1
+            visible = bool(mask.any())
+            xy = uv[k]
+            if visible:  # where it is drawn: the centre of its pixels (the gripper's hand and fingers sit above
+                yy, xx = np.nonzero(mask)  # the point between the pads, its tcp)
+                xy = np.array([xx.mean() + 0.5, yy.mean() + 0.5])
+            out[k] = (*xy, *(uv_next[k] - uv[k]), radii[k], 0.0 if k == 0 else 1.0, k, float(visible), 1.0,
                       0 if k == 0 else 1)
         return out
 
