@@ -42,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--eval-episodes", type=int, default=10, help="real episodes per policy (default 10)")
     q.add_argument("--max-steps", type=int, default=200, help="steps per episode (default 200)")
     q.add_argument("--obs-keys", help="comma-separated modalities the policy sees (default: proprio and touch)")
+    q.add_argument("--data", help="dataset of the world: imagined episodes start from random windows of it "
+                   "(default: the run's few stored contexts)")
+    q.add_argument("--dream-steps", type=int, help="steps per imagined episode (default: --max-steps)")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=run_imagine)
 
@@ -52,7 +55,7 @@ def run_imagine(args: argparse.Namespace) -> int:
     keys = tuple(k for k in args.obs_keys.split(",") if k) if args.obs_keys else None
     r = imagine(ImagineConfig(run=args.run, out=args.out, algo=args.algo, steps=args.steps, in_world=args.in_world,
                               seeds=args.seeds, eval_episodes=args.eval_episodes, max_steps=args.max_steps,
-                              obs_keys=keys))
+                              obs_keys=keys, data=args.data, dream_steps=args.dream_steps))
     lo, hi = r["real_return_ci95"]
     print(f"{r['algo']} trained in the {r['trained_in']} for {r['steps']} steps: real-world return "
           f"{r['real_return_mean']:.2f} [{lo:.2f}, {hi:.2f}] over {r['seeds']} seeds (random "

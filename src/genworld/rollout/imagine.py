@@ -43,6 +43,12 @@ class ImagineConfig:
     context: int = 4
     obs_keys: tuple[str, ...] | None = None
     """observation modalities of the policy (default: every proprio and touch modality)"""
+    data: str | None = None
+    """a dataset of the world: imagined episodes start from random windows of all its episodes (default: the
+    few real contexts stored in the run)"""
+    dream_steps: int | None = None
+    """steps per imagined episode (default max_steps): short imagined episodes from many real starts leave a
+    policy less room to exploit the model's errors"""
 
 
 def _sb3(algo: str) -> Any:
@@ -119,14 +125,24 @@ def real_env(world: Any, keys: tuple[str, ...], max_steps: int) -> Any:
     return _env_class()(world.spec, keys, lambda s: world.reset(s), world.step, max_steps)
 
 
-def dream_env(session: Any, keys: tuple[str, ...], max_steps: int, context: int) -> Any:
-    """The world model as a vector env: each episode starts from one of the run's stored real contexts."""
+def dream_env(session: Any, keys: tuple[str, ...], max_steps: int, context: int,
+              starts: list[dict[str, np.ndarray]] | None = None) -> Any:
+    """The world model as a vector env: each episode starts from a real context, a random window of one of
+    `starts` (episodes `{key: (T, *shape)}`) or else one of the run's stored contexts."""
     from genworld.rollout.dream_env import DreamEnv
 
     dream = DreamEnv(session, context=context, max_steps=max_steps)
+    rng = np.random.default_rng(0)
+    long_enough = [e for e in (starts or []) if len(next(iter(e.values()))) >= context]
 
     def reset(seed: int | None) -> dict:
-        obs, _ = dream.reset(seed=seed)
+        options = None
+        if long_enough:
+            ep = long_enough[int(rng.integers(len(long_enough)))]
+            T = len(next(iter(ep.values())))
+            s0 = int(rng.integers(0, T - context + 1))
+            options = {"context": {k: v[None, s0:s0 + context] for k, v in ep.items()}}
+        obs, _ = dream.reset(seed=seed, options=options)
         return obs
 
     def step(a: Any) -> tuple[dict, float, bool]:
@@ -167,8 +183,8 @@ def imagine(cfg: ImagineConfig, progress: Callable[[str], None] | None = print) 
     from genworld.rollout.session import WorldSession
 
     Algo = _sb3(cfg.algo)
-    if cfg.steps < 1 or cfg.seeds < 1 or cfg.eval_episodes < 1 or cfg.max_steps < 1:
-        raise ImagineError("--steps, --seeds, --eval-episodes and --max-steps must all be >= 1")
+    if cfg.steps < 1 or cfg.seeds < 1 or cfg.eval_episodes < 1 or cfg.max_steps < 1 or (cfg.dream_steps or 1) < 1:
+        raise ImagineError("--steps, --seeds, --eval-episodes, --max-steps and --dream-steps must all be >= 1")
     if not Path(cfg.run).is_dir():
         raise FileNotFoundError(f"run directory {cfg.run!r} not found (train one with `genworld train`)")
     session = WorldSession.load(cfg.run)
@@ -182,11 +198,20 @@ def imagine(cfg: ImagineConfig, progress: Callable[[str], None] | None = print) 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     where = "world" if cfg.in_world else "model"
+    starts = None
+    if cfg.data and not cfg.in_world:
+        from genworld.data import Dataset
+        from genworld.train.data import check_compatible, model_keys
+
+        ds = Dataset(cfg.data)
+        check_compatible(spec, ds.spec, f"imagine --run {cfg.run} --data {cfg.data}")
+        starts = [ds.episode(i, keys=model_keys(ds.spec)) for i in range(ds.num_episodes)]
+    dream_steps = cfg.dream_steps or cfg.max_steps
     returns, seconds = [], []
     for k in range(cfg.seeds):
         t0 = time.perf_counter()
         train_env = (real_env(world_like(spec.name, spec.config), keys, cfg.max_steps) if cfg.in_world
-                     else dream_env(session, keys, cfg.max_steps, cfg.context))
+                     else dream_env(session, keys, dream_steps, cfg.context, starts))
         model = Algo("MlpPolicy", train_env, seed=k, verbose=0, device="cpu")
         model.learn(total_timesteps=cfg.steps)
         seconds.append(time.perf_counter() - t0)
@@ -201,6 +226,9 @@ def imagine(cfg: ImagineConfig, progress: Callable[[str], None] | None = print) 
     report = {
         "world": spec.name, "run": cfg.run, "algo": cfg.algo, "trained_in": where, "steps": cfg.steps,
         "observation_keys": list(keys), "seeds": cfg.seeds,
+        "imagined_episode_steps": None if cfg.in_world else dream_steps,
+        "imagined_starts": None if cfg.in_world else (f"random windows of the {len(starts)} episodes of {cfg.data}"
+                                                      if starts else "the run's stored contexts"),
         "real_return_mean": float(np.mean(returns)), "real_return_ci95": _interval(returns),
         "real_return_per_seed": returns, "random_return_mean": float(np.mean(rand)),
         "train_seconds_mean": float(np.mean(seconds)),
