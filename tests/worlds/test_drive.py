@@ -170,3 +170,17 @@ def test_cruise_ceiling_clearly_above_random(tmp_path) -> None:  # noqa: ANN001
                         modes=("sim", "random"), planner=PlannerConfig(samples=16, iterations=2, horizon=5))
     report = run_plan(cfg, progress=None)
     assert report["ceiling"]["success_rate"] >= report["random"]["success_rate"] + 0.5
+
+
+def test_draws_after_a_classic_control_env_set_the_dummy_video_driver() -> None:
+    pytest.importorskip("pygame", reason="CartPole renders with pygame")
+    cart = make_world("gym:CartPole-v1")  # its renderer sets SDL_VIDEODRIVER=dummy for the whole process
+    cart.reset(0)
+    cart.step(np.int64(0))
+    cart.close()
+    w = make_world("drive:highway")
+    obs = w.reset(0)
+    assert obs["observation.images.top"].std() > 5
+    S = w.spec["observation.images.top"].shape[0]
+    assert abs(obs["gt.objects"][0, 0] - S / 2) < 2  # the view follows the ego, so its centre is in the picture
+    w.close()

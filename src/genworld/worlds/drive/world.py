@@ -372,7 +372,14 @@ class DriveWorld:
         self._assign_rows()
         rows = self._rows()
         if cfg.draw:
-            frame = resize_frame(self.env.render(), S)
+            raw = self.env.render()
+            viewer = getattr(self.env.unwrapped, "viewer", None)
+            if viewer is not None and not viewer.enabled:
+                # highway-env stops drawing when SDL_VIDEODRIVER is "dummy", which gymnasium's classic-control
+                # renderers set for the whole process; genworld draws offscreen on purpose
+                viewer.enabled = True
+                raw = self.env.render()
+            frame = resize_frame(raw, S)
         else:
             frame = np.zeros((S, S, 3), np.uint8)
         origin, ppm = self._view()
