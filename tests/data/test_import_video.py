@@ -131,6 +131,18 @@ def test_latent_actions_train_play_as_discrete_and_evaluate(sources: Path, tmp_p
     env.reset(seed=0)
     obs, *_ = env.step(3)
     assert obs[VIDEO_KEY].shape == (32, 32, 3)
+    # play: keys 1..4 are the latent actions; contexts from the dataset carry inferred latent actions
+    from genworld.serve.protocol import ActionMap
+    from genworld.serve.source import Source, SourceConfig
+
+    src = Source.open(SourceConfig(run=str(run), data=str(data)))
+    assert ActionMap.from_spec(src.spec).bindings() == {f"Digit{i + 1}": f"latent_{i}" for i in range(4)}
+    assert "latent" in src.reality_reason
+    ctx = src.context(1)
+    assert ctx.steps["action"].dtype == np.int64 and ctx.steps["action"].max() < 4
+    play = src.new_session()
+    src.start(play, ctx)
+    assert play.step(np.array([2]))[VIDEO_KEY].shape == (1, 32, 32, 3)
     assert main(["dream", "--run", str(run), "--data", str(data), "--episode", "0", "--context", "2", "--horizon", "4",
                  "--latent-actions", "3,1", "--out", str(tmp_path / "d.mp4")]) == 0
     assert (tmp_path / "d.mp4").stat().st_size > 1000

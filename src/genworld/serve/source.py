@@ -75,6 +75,18 @@ def dataset_context(ds: Any, c: int, i: int) -> Context:
     return Context(steps, f"dataset episode {i}, first {c} steps")
 
 
+def latent_dataset_context(ds: Any, c: int, lam: Any, video_key: str, spec: WorldSpec, i: int) -> Context:
+    """The first `c` steps of dataset episode `i`, its actions the latent ones inferred from its frames."""
+    keys = [k for k in ds.spec.keys() if k in spec and spec[k].kind != "action"]
+    ep = ds.episode(i, keys=keys)
+    n = len(ep[video_key])
+    if n < c:
+        raise ValueError(f"dataset episode {i} has {n} steps, fewer than the context of {c}")
+    steps = {k: np.asarray(v[:c])[None] for k, v in ep.items()}
+    steps["action"] = lam.infer(ep[video_key][: c + 1])[:c][None]
+    return Context(steps, f"dataset episode {i}, first {c} steps, latent actions inferred")
+
+
 def load_stored_contexts(path: Path, spec: WorldSpec) -> list[dict[str, np.ndarray]]:
     """Contexts saved beside a run: safetensors `{key: (N, C, *shape)}` -> N contexts `{key: (1, C, *shape)}`."""
     from safetensors.numpy import load_file
@@ -160,14 +172,23 @@ class Source:
 
         c = int(cfg.context or _config_context(run) or min(DEFAULT_CONTEXT, first.window))
         has_gt = True
+        from genworld.train.latent import read_actions
+
+        actions = read_actions(run)
         if cfg.data:
             from genworld.data import Dataset
 
             ds = Dataset(cfg.data)
-            if ds.spec.action.shape != spec.action.shape:
-                raise ValueError(f"--data {cfg.data}: its action {ds.spec.action.shape} does not match "
-                                 f"the model's {spec.action.shape}")
-            contexts: Any = functools.partial(dataset_context, ds, c)
+            if actions["kind"] == "latent":  # the dataset's frames name their own latent actions
+                from genworld.models.latent_actions import load_latent_actions
+
+                lam, _ = load_latent_actions(str(run / actions["model"]))
+                contexts: Any = functools.partial(latent_dataset_context, ds, c, lam, actions["video_key"], spec)
+            else:
+                if ds.spec.action.shape != spec.action.shape:
+                    raise ValueError(f"--data {cfg.data}: its action {ds.spec.action.shape} does not match "
+                                     f"the model's {spec.action.shape}")
+                contexts = functools.partial(dataset_context, ds, c)
             n = int(ds.num_episodes)
         else:
             path = run / "contexts.safetensors"
@@ -180,10 +201,13 @@ class Source:
             n = len(contexts)
             has_gt = any(k.startswith("gt.") for k in contexts[0].steps)
         reason = ""
-        try:
-            rebuild_world(spec).close()
-        except Exception as e:  # an unknown world, a missing extra, a world that cannot rewind
-            reason = str(e)
+        if actions["kind"] == "latent":
+            reason = "the model's actions are latent ones learned from video: they cannot drive the real world"
+        else:
+            try:
+                rebuild_world(spec).close()
+            except Exception as e:  # an unknown world, a missing extra, a world that cannot rewind
+                reason = str(e)
         if not reason and not has_gt:
             reason = "the stored contexts have no ground truth (gt.*) to rebuild the true world; pass --data DIR"
         return cls(spec, make, contexts, num_contexts=n, context_length=c,
