@@ -168,3 +168,29 @@ def test_latent_probe_and_nmi_on_known_labels() -> None:
     rng = np.random.default_rng(0)
     noise = rng.integers(0, 3, 6000)
     assert nmi(rng.integers(0, 3, 6000), noise) < 0.01
+
+
+def test_map_actions_binds_the_true_actions_keys_to_latents(tmp_path: Path) -> None:
+    from genworld.serve.source import Source, SourceConfig
+
+    data = tmp_path / "bounce"
+    assert main(["collect", "bounce", "--set", "action_mode=discrete", "--episodes", "6", "--steps", "12",
+                 "--out", str(data), "--quiet"]) == 0
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--actions", "latent:4", "--latent-steps", "20",
+                 "--max-steps", "4", "--no-progress"]) == 0
+    rec = json.loads((run / "actions.json").read_text())
+    assert rec["true_action"] == "action" and set(rec["latent_of_true"]) <= {
+        "none", "up", "down", "left", "right", "up-left", "up-right", "down-left", "down-right"}
+    src = Source.open(SourceConfig(run=str(run), data=str(data), map_actions=True))
+    amap = src.action_map()
+    keys = {"up": ["ArrowUp"], "down": ["ArrowDown"], "left": ["ArrowLeft"], "right": ["ArrowRight"],
+            "up-left": ["ArrowUp", "ArrowLeft"]}
+    assert set(keys) <= set(rec["latent_of_true"])  # 66 random steps press every direction
+    for name, held in keys.items():
+        assert int(amap.parse({"keys": held})) == rec["latent_of_true"][name], name
+    assert amap.bindings()["Digit1"] == "latent_0"
+    plain = tmp_path / "plain"
+    assert main(["train", "--data", str(data), "--out", str(plain), "--max-steps", "4", "--no-progress"]) == 0
+    with pytest.raises(ValueError, match="nothing to map"):
+        Source.open(SourceConfig(run=str(plain), data=str(data), map_actions=True))

@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads for model steps (default 1: a batch-1 step is too small to split, and the "
                         "other cores serve the sockets and encode frames; 0: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--map-actions", action="store_true",
+                   help="a run with latent actions: the arrow keys press the latent action each of the dataset's "
+                        "true actions maps to (learned from its labelled steps); keys 1..K press latents directly")
     p.set_defaults(func=_play)
 
 
@@ -51,7 +54,7 @@ def _play(args: argparse.Namespace) -> int:
     if args.max_sessions < 1:
         raise ValueError(f"--max-sessions must be >= 1, got {args.max_sessions}")
     source = Source.open(SourceConfig(run=args.run, data=args.data, world=args.world, context=args.context,
-                                 seed=args.seed))
+                                 seed=args.seed, map_actions=args.map_actions))
     cfg = ServeConfig(host=args.host, port=args.port, max_sessions=args.max_sessions,
                       idle_timeout_s=args.idle_timeout, frame_format=args.frame_format, record_dir=args.record_dir,
                       max_fps=args.max_fps)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from genworld.serve.protocol import ActionMap, ProtocolError, hello_message, pack_step
+from genworld.serve.protocol import ProtocolError, hello_message, pack_step
 from genworld.serve.record import Recorder
 from genworld.serve.source import Context, Source
 
@@ -38,7 +38,7 @@ class Player:
         self.cfg = cfg
         self.name = name
         self.spec = source.spec
-        self.amap = ActionMap.from_spec(self.spec)
+        self.amap = source.action_map()
         self.action = self.amap.idle
         self.paused = False
         self.session = source.new_session()

@@ -34,6 +34,7 @@ class SourceConfig:
     world: str | None = None
     context: int | None = None  # real steps to start from (default: the model's own, else 4)
     seed: int = 0
+    map_actions: bool = False  # a latent-action run: bind the true actions' keys to the latents they map to
 
 
 @dataclass
@@ -128,8 +129,21 @@ class Source:
         self.context_length = int(context_length)
         self._true_world = true_world
         self.reality_reason = reality_reason or ("" if true_world else "no true world to compare with")
+        self.latent_of_true: dict[str, int] = {}  # play --map-actions: true action name -> latent action
         self._lock = threading.Lock()
         self._closers: list[Callable[[], None]] = []
+
+    def action_map(self) -> Any:
+        """The key bindings of this source's action (`protocol.ActionMap`); with `latent_of_true`, the arrow keys
+        press the latent action each true direction maps to (digits still press latents 1..K)."""
+        from genworld.serve.protocol import ActionMap, _direction_of_name
+
+        amap = ActionMap.from_spec(self.spec)
+        for name, latent in self.latent_of_true.items():
+            d = _direction_of_name(name)
+            if d is not None:
+                amap.direction_choice[d] = int(latent)
+        return amap
 
     @classmethod
     def open(cls, cfg: SourceConfig) -> Source:
@@ -210,8 +224,16 @@ class Source:
                 reason = str(e)
         if not reason and not has_gt:
             reason = "the stored contexts have no ground truth (gt.*) to rebuild the true world; pass --data DIR"
-        return cls(spec, make, contexts, num_contexts=n, context_length=c,
+        src = cls(spec, make, contexts, num_contexts=n, context_length=c,
                    true_world=None if reason else (lambda: rebuild_world(spec)), reality_reason=reason)
+        if cfg.map_actions:
+            if actions["kind"] != "latent":
+                raise ValueError(f"--map-actions: run {run} takes the dataset's own actions; nothing to map")
+            if not actions.get("latent_of_true"):
+                raise ValueError(f"--map-actions: run {run} was trained on a dataset without discrete true actions, "
+                                 "so no key maps to a latent action (keys 1..K press them)")
+            src.latent_of_true = dict(actions["latent_of_true"])
+        return src
 
     def new_session(self) -> Session:
         """A fresh session (batch size 1) for one client."""

@@ -90,6 +90,12 @@ def latent_store(store: EpisodeStore, k: int, out: Path, resume: bool, progress:
     record = {"kind": "latent", "k": k, "model": LAM_STEM, "video_key": vkey,
               "true_action": None if true is None else true.key,
               "usage": np.bincount(np.concatenate(codes), minlength=k).tolist()}
+    if true is not None and true.discrete:  # for `genworld play --map-actions`: the latent each true action
+        z = np.concatenate([c[:-1] for c in codes])  # co-occurs with most (the last step's outcome is unseen)
+        a = np.concatenate([np.asarray(x[:-1], np.int64) for x in store.arrays[true.key]])
+        M = np.zeros((true.n_choices, k))
+        np.add.at(M, (a, z), 1)
+        record["latent_of_true"] = {name: int(M[i].argmax()) for i, name in enumerate(true.names) if M[i].sum()}
     tmp = out / "actions.json.tmp"
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, out / "actions.json")
