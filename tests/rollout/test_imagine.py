@@ -67,3 +67,12 @@ def test_bad_requests_are_named(cartpole_run: Path, tmp_path: Path) -> None:
         imagine(ImagineConfig(run=str(cartpole_run), out=str(tmp_path), obs_keys=("observation.nope",)),
                 progress=None)
     assert main(["imagine", "--run", str(tmp_path / "missing"), "--out", str(tmp_path / "o")]) != 0
+
+
+def test_dreams_start_from_the_datasets_windows(cartpole_run: Path, tmp_path: Path) -> None:
+    from genworld.rollout.imagine import ImagineConfig, imagine
+
+    r = imagine(ImagineConfig(run=str(cartpole_run), out=str(tmp_path), steps=64, seeds=1, eval_episodes=1,
+                              max_steps=20, data=str(cartpole_run.parent / "data")), progress=None)
+    assert r["imagined_episode_steps"] == 8 and "8 episodes" in r["imagined_starts"]
+    assert 1.0 <= r["real_return_mean"] <= 20.0

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--obs-keys", help="comma-separated modalities the policy sees (default: proprio and touch)")
     q.add_argument("--data", help="dataset of the world: imagined episodes start from random windows of it "
                    "(default: the run's few stored contexts)")
-    q.add_argument("--dream-steps", type=int, help="steps per imagined episode (default: --max-steps)")
+    q.add_argument("--dream-steps", type=int, help="steps per imagined episode (default: 8 with --data, else "
+                   "--max-steps)")
     q.add_argument("--debug", action="store_true", help="show tracebacks")
     q.set_defaults(func=run_imagine)
 

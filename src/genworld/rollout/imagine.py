@@ -47,8 +47,8 @@ class ImagineConfig:
     """a dataset of the world: imagined episodes start from random windows of all its episodes (default: the
     few real contexts stored in the run)"""
     dream_steps: int | None = None
-    """steps per imagined episode (default max_steps): short imagined episodes from many real starts leave a
-    policy less room to exploit the model's errors"""
+    """steps per imagined episode (default: 8 with `data`, else max_steps): short imagined episodes from many
+    real starts leave a policy less room to exploit the model's errors"""
 
 
 def _sb3(algo: str) -> Any:
@@ -206,7 +206,7 @@ def imagine(cfg: ImagineConfig, progress: Callable[[str], None] | None = print) 
         ds = Dataset(cfg.data)
         check_compatible(spec, ds.spec, f"imagine --run {cfg.run} --data {cfg.data}")
         starts = [ds.episode(i, keys=model_keys(ds.spec)) for i in range(ds.num_episodes)]
-    dream_steps = cfg.dream_steps or cfg.max_steps
+    dream_steps = cfg.dream_steps or (min(8, cfg.max_steps) if starts else cfg.max_steps)
     returns, seconds = [], []
     for k in range(cfg.seeds):
         t0 = time.perf_counter()
