@@ -46,8 +46,10 @@ def test_trains_scores_in_the_real_world_and_saves_the_policy(cartpole_run: Path
     assert len(r["real_return_per_seed"]) == 2
     # CartPole pays 1 per step until the pole falls: real returns lie in [1, max_steps]
     assert all(1.0 <= x <= 30.0 for x in r["real_return_per_seed"])
+    assert r["real_return_mean"] == pytest.approx(np.mean(r["real_return_per_seed"]))
     lo, hi = r["real_return_ci95"]
-    assert lo <= r["real_return_mean"] <= hi
+    spread = np.std(r["real_return_per_seed"], ddof=1) / np.sqrt(2)
+    assert hi - lo == pytest.approx(2 * 1.96 * spread, abs=1e-6)
     assert json.loads((tmp_path / "imagine.json").read_text())["steps"] == 128
     policy = PPO.load(str(tmp_path / "policy_seed0.zip"), device="cpu")
     a, _ = policy.predict(np.zeros(4, np.float32), deterministic=True)

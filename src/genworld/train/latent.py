@@ -76,9 +76,7 @@ def latent_store(store: EpisodeStore, k: int, out: Path, resume: bool, progress:
         if meta["config"]["k"] != k:
             raise ValueError(f"{out}: holds a latent action model with K = {meta['config']['k']}, not {k}; "
                              "choose another --out")
-    else:
-        if resume:
-            pass  # an interrupted first stage: train it again (it is short)
+    else:  # a new run, or one interrupted before its latent action model was saved: (re)train it (short)
         cfg = LatentActionConfig(k=k, **({"steps": steps} if steps else {}))
         lam, info = train_latent_actions(store.arrays[vkey], cfg, progress=progress)
         true_key = next((m.key for m in store.spec.modalities if m.kind == "action"), None)

@@ -17,10 +17,12 @@ import numpy as np
 
 from genworld.plan.episode import Episode, TaskError
 from genworld.worlds.base import World
+from genworld.worlds.drive.world import VEHICLE_COLUMNS
 
 STATE = "observation.state"
 BUMPER = "observation.tactile.bumper"
 _SCENARIO = {"cruise": None, "merge": "merge", "park": "parking"}
+_VEHICLE_COLS = {c: VEHICLE_COLUMNS.index(c) for c in ("speed", "crashed", "on_road")}
 
 
 def _col(world: World, key: str, name: str) -> int:
@@ -84,19 +86,13 @@ class DriveTask:
         if self.name == "park":
             return bool(obs["gt.success"] > 0.5)
         ego = obs["gt.vehicles"][0]
-        cols = self._cols(obs)
+        cols = _VEHICLE_COLS
         ep.info["t"] += 1
         ep.info["speed"] += float(ego[cols["speed"]])
         if ego[cols["crashed"]] > 0.5 or ego[cols["on_road"]] < 0.5:
             ep.info["failed"] = True
         return (not ep.info["failed"] and ep.info["t"] >= self.steps
                 and ep.info["speed"] / ep.info["t"] >= self.min_speed)
-
-    @staticmethod
-    def _cols(obs: dict) -> dict[str, int]:
-        from genworld.worlds.drive.world import VEHICLE_COLUMNS
-
-        return {c: VEHICLE_COLUMNS.index(c) for c in ("speed", "crashed", "on_road")}
 
     def draw(self, ep: Episode, frame: np.ndarray) -> np.ndarray:
         """The frame with a red border once the episode has failed (crash or off the road)."""
